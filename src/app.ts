@@ -1,0 +1,33 @@
+import express, { type Express } from 'express';
+import type { Logger } from 'pino';
+import { chatRouter } from './rest/chat-routes.js';
+import { healthRouter } from './rest/health-routes.js';
+import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
+import { buildYoga } from './schema/yoga.js';
+import type { Services } from './services/index.js';
+
+export interface AppDeps {
+  services: Services;
+  log: Logger;
+  maxBodyBytes: number;
+}
+
+/** Mounts probes, /graphql and the REST routes over the shared services. Never listens. */
+export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestContext());
+  app.use(healthRouter(services.health));
+
+  const yoga = buildYoga(services, log);
+  // A route (not a mount) so yoga sees the full URL; it reads the body itself.
+  app.all(yoga.graphqlEndpoint, (req, res) => void yoga(req, res));
+
+  app.use(requireApiKey(services.auth));
+  app.use(chatRouter(services.chat, maxBodyBytes, log));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(log));
+  return app;
+}

@@ -1,0 +1,76 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Everything configurable is declared here,
+ * validated once at start-up, and passed down as a plain object.
+ */
+const intFrom = (def: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const ConfigSchema = z.object({
+  PORT: intFrom(8000, 0, 65535),
+  HOST: z.string().default('0.0.0.0'),
+  MODEL_PATH: optionalString,
+  TOKENIZER_PATH: optionalString,
+  MODEL_NAME: z.string().default('Xenova/distilgpt2'),
+  MODEL_CACHE_DIR: z.string().default('.model-cache'),
+  API_KEY: optionalString,
+  API_KEYS: optionalString,
+  ORT_INTRA_OP_THREADS: intFrom(0, 0, 256),
+  MAX_WAITING_REQUESTS: intFrom(64, 1, 100_000),
+  MAX_BODY_BYTES: intFrom(2 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  modelPath: string | undefined;
+  tokenizerPath: string | undefined;
+  modelName: string;
+  modelCacheDir: string;
+  /** Accepted API keys (raw). Never logged. */
+  apiKeys: string[];
+  /** ONNX Runtime intra-op threads; defaults to the machine's cores. */
+  ortThreads: number;
+  maxWaitingRequests: number;
+  maxBodyBytes: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+/** Parses and validates configuration; throws ConfigError naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? 'environment');
+    throw new ConfigError(`Invalid configuration: ${name}: ${issue?.message ?? 'invalid value'}`);
+  }
+  const e = parsed.data;
+  const keys = e.API_KEYS
+    ? e.API_KEYS.split(',').map((k) => k.trim()).filter((k) => k.length > 0)
+    : [e.API_KEY ?? 'dev-local-key'];
+  if (keys.length === 0) throw new ConfigError('Invalid configuration: API_KEYS lists no key');
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    modelPath: e.MODEL_PATH ? path.resolve(e.MODEL_PATH) : undefined,
+    tokenizerPath: e.TOKENIZER_PATH ? path.resolve(e.TOKENIZER_PATH) : undefined,
+    modelName: e.MODEL_NAME,
+    modelCacheDir: path.resolve(e.MODEL_CACHE_DIR),
+    apiKeys: keys,
+    ortThreads: e.ORT_INTRA_OP_THREADS > 0 ? e.ORT_INTRA_OP_THREADS : Math.max(1, os.availableParallelism()),
+    maxWaitingRequests: e.MAX_WAITING_REQUESTS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,108 @@
+import path from 'node:path';
+import { invalidRequest } from '../errors.js';
+import { generateSequence } from './generate.js';
+import { findOnnxFile, readDecoderConfig, type DecoderConfig } from './model-config.js';
+import { SerialQueue } from './queue.js';
+import { ModelRunner } from './runner.js';
+import { Tokenizer } from './tokenizer.js';
+import type { GenerateOptions, GenerationResult, ModelInfo, SamplingParams } from './types.js';
+
+export interface EngineOptions {
+  /** Model name reported to clients. */
+  name: string;
+  /** Where the model came from (a path or hub id), for health and logs. */
+  source: string;
+  threads: number;
+  maxWaitingRequests: number;
+}
+
+/**
+ * The shared inference engine: one model, one ONNX Runtime session, and the
+ * queue in front of it. Services call `generate`; nothing here knows HTTP.
+ */
+export class Engine {
+  private readonly queue: SerialQueue;
+  private readonly eos: ReadonlySet<number>;
+  readonly info: ModelInfo;
+
+  private constructor(
+    private readonly runner: ModelRunner,
+    readonly tokenizer: Tokenizer,
+    config: DecoderConfig,
+    opts: EngineOptions,
+  ) {
+    this.queue = new SerialQueue(opts.maxWaitingRequests);
+    this.eos = new Set(config.eosTokenIds);
+    this.info = {
+      name: opts.name,
+      architecture: config.modelType,
+      contextWindow: config.contextWindow,
+      attentionHeads: config.attentionHeads,
+      kvHeads: config.kvHeads,
+      hiddenSize: config.hiddenSize,
+      layers: config.layers,
+      vocabSize: config.vocabSize,
+      source: opts.source,
+    };
+  }
+
+  /** Loads a transformers.js-style model directory (config.json, tokenizer.json, onnx/). */
+  static async load(dir: string, opts: EngineOptions): Promise<Engine> {
+    const config = readDecoderConfig(dir);
+    const tokenizer = await Tokenizer.fromDirectory(path.resolve(dir));
+    const runner = await ModelRunner.create(findOnnxFile(dir), config, opts.threads);
+    return new Engine(runner, tokenizer, config, opts);
+  }
+
+  /** Requests waiting for the model, and sequences running now. */
+  get load(): { waiting: number; running: number } {
+    return { waiting: this.queue.depth, running: this.queue.running };
+  }
+
+  /** Token ids the model would read for this prompt (BOS included). */
+  encode(text: string): number[] {
+    return this.tokenizer.encode(text);
+  }
+
+  /**
+   * Generates a continuation of `prompt`. The prompt must leave room in the
+   * context window (else invalid_request with the counts); `maxNewTokens` is
+   * cut at the window, which then finishes with `length`.
+   */
+  async generate(prompt: string, params: SamplingParams, opts: GenerateOptions = {}): Promise<GenerationResult> {
+    const submitted = performance.now();
+    const promptIds = this.encode(prompt);
+    const window = this.info.contextWindow;
+    if (promptIds.length >= window) {
+      throw invalidRequest(`prompt is ${promptIds.length} tokens; the context window is ${window}`, {
+        field: 'prompt',
+        prompt_tokens: promptIds.length,
+        context_window: window,
+      });
+    }
+    const room = window - promptIds.length;
+    const bounded = { ...params, maxNewTokens: Math.min(params.maxNewTokens, room) };
+    let started = submitted;
+    const outcome = await this.queue.run(() => {
+      started = performance.now();
+      return generateSequence(this.runner, this.tokenizer, promptIds, bounded, this.eos, opts);
+    }, opts.signal);
+    const { firstTokenAt, lastTokenAt, completionTokens } = outcome;
+    return {
+      text: outcome.text,
+      promptTokens: promptIds.length,
+      completionTokens,
+      finishReason: outcome.finishReason,
+      timeToFirstTokenMs: firstTokenAt === null ? null : firstTokenAt - submitted,
+      queueMs: started - submitted,
+      interTokenMs:
+        firstTokenAt !== null && lastTokenAt !== null && completionTokens > 1
+          ? (lastTokenAt - firstTokenAt) / (completionTokens - 1)
+          : null,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.runner.release();
+  }
+}

@@ -1,0 +1,73 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** What the engine needs to know of a decoder model, whatever its config dialect (llama, gpt2, ...). */
+export interface DecoderConfig {
+  modelType: string;
+  layers: number;
+  attentionHeads: number;
+  kvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  vocabSize: number;
+  contextWindow: number;
+  /** Token ids that end generation. */
+  eosTokenIds: number[];
+}
+
+type Json = Record<string, unknown>;
+
+function readJson(file: string): Json | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as Json;
+}
+
+function num(cfg: Json, ...names: string[]): number | undefined {
+  for (const n of names) {
+    const v = cfg[n];
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return undefined;
+}
+
+function ids(v: unknown): number[] {
+  if (typeof v === 'number') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
+  return [];
+}
+
+/** Reads config.json (and generation_config.json for stop tokens) of a model directory. */
+export function readDecoderConfig(dir: string): DecoderConfig {
+  const cfg = readJson(path.join(dir, 'config.json'));
+  if (!cfg) throw new Error(`${dir} has no config.json`);
+  const gen = readJson(path.join(dir, 'generation_config.json')) ?? {};
+  const need = (what: string, ...names: string[]) => {
+    const v = num(cfg, ...names);
+    if (v === undefined) throw new Error(`config.json lacks ${what} (${names.join(' or ')})`);
+    return v;
+  };
+  const heads = need('attention heads', 'num_attention_heads', 'n_head');
+  const hidden = need('hidden size', 'hidden_size', 'n_embd', 'd_model');
+  const eos = [...new Set([...ids(gen.eos_token_id), ...ids(cfg.eos_token_id)])];
+  return {
+    modelType: typeof cfg.model_type === 'string' ? cfg.model_type : 'unknown',
+    layers: need('layer count', 'num_hidden_layers', 'n_layer'),
+    attentionHeads: heads,
+    kvHeads: num(cfg, 'num_key_value_heads') ?? heads,
+    headDim: num(cfg, 'head_dim') ?? hidden / heads,
+    hiddenSize: hidden,
+    vocabSize: need('vocabulary size', 'vocab_size'),
+    contextWindow: need('context window', 'max_position_embeddings', 'n_positions', 'n_ctx'),
+    eosTokenIds: eos,
+  };
+}
+
+/** The decoder ONNX file of a model directory, in transformers.js's naming. */
+export function findOnnxFile(dir: string): string {
+  const candidates = ['onnx/model.onnx', 'onnx/decoder_model_merged.onnx', 'onnx/decoder_with_past_model.onnx', 'model.onnx'];
+  for (const c of candidates) {
+    const f = path.join(dir, c);
+    if (fs.existsSync(f)) return f;
+  }
+  throw new Error(`${dir} has no ONNX model (looked for ${candidates.join(', ')})`);
+}

@@ -1,0 +1,90 @@
+import type { Server } from 'node:http';
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { Engine } from './engine/engine.js';
+import { materializeModel, ModelSourceError, offlineMessage, resolveModelSource, type ModelSource } from './engine/model-source.js';
+import { buildServices } from './services/index.js';
+import { ModelHost } from './services/model-host.js';
+import { VERSION } from './version.js';
+
+/** Start-up only: configuration, dependencies, listen, signals. */
+async function main(): Promise<void> {
+  let config: Config;
+  let source: ModelSource;
+  try {
+    config = loadConfig();
+    source = resolveModelSource(config.modelPath, config.tokenizerPath, config.modelName);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof ModelSourceError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = pino({ level: config.logLevel });
+  log.info(
+    {
+      port: config.port,
+      model_source: source,
+      api_keys: config.apiKeys.length,
+      ort_threads: config.ortThreads,
+      max_waiting_requests: config.maxWaitingRequests,
+      version: VERSION,
+    },
+    'starting',
+  );
+
+  const host = new ModelHost(source.name);
+  const services = buildServices({ host, apiKeys: config.apiKeys, version: VERSION });
+  const app = buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
+  const server: Server = app.listen(config.port, config.host, () => {
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    // Tests and scripts read this line to find a port-0 server.
+    log.info({ port }, `listening on http://${config.host}:${port}`);
+  });
+
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    server.close(() => {
+      void host.engine?.close().finally(() => process.exit(0));
+      if (!host.engine) process.exit(0);
+    });
+    setTimeout(() => process.exit(0), 10_000).unref();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  const started = performance.now();
+  let dir: string;
+  try {
+    dir = await materializeModel(source, config.modelCacheDir);
+  } catch (err) {
+    if (source.kind === 'hub') {
+      // Without a model and without a way to fetch one, the server cannot serve at all.
+      log.fatal({ err }, 'no model');
+      process.stderr.write(`${offlineMessage(source.id, err instanceof Error ? err.message : String(err))}\n`);
+      process.exit(1);
+    }
+    host.failed(`import failed: ${err instanceof Error ? err.message : String(err)}`);
+    log.error({ err }, 'model import failed; serving degraded');
+    return;
+  }
+  try {
+    const engine = await Engine.load(dir, {
+      name: source.name,
+      source: source.kind === 'hub' ? source.id : dir,
+      threads: config.ortThreads,
+      maxWaitingRequests: config.maxWaitingRequests,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    host.ready(engine, seconds);
+    log.info({ model: engine.info, load_seconds: Math.round(seconds * 1000) / 1000 }, 'model ready');
+  } catch (err) {
+    host.failed(`load failed: ${err instanceof Error ? err.message : String(err)}`);
+    log.error({ err }, 'model load failed; serving degraded');
+  }
+}
+
+void main();

@@ -1,0 +1,80 @@
+import express, { Router } from 'express';
+import { errorEnvelope, toPublicError } from '../errors.js';
+import type { ChatResult, ChatService } from '../services/chat.js';
+import { ChatRequestSchema } from '../services/chat-schema.js';
+import { parseInput } from '../services/validation.js';
+import { asyncHandler, type ErrorLogger } from './middleware.js';
+import { SseWriter } from './sse.js';
+
+/** The contract's snake_case chat response. */
+export function chatJson(r: ChatResult) {
+  return {
+    response: r.response,
+    latency_ms: r.latencyMs,
+    prompt_tokens: r.promptTokens,
+    completion_tokens: r.completionTokens,
+    total_tokens: r.totalTokens,
+    model: r.model,
+    request_id: r.requestId,
+    finish_reason: r.finishReason,
+    cache_hit: r.cacheHit,
+    context_window: r.contextWindow,
+    context_used_pct: r.contextUsedPct,
+    model_type: r.modelType,
+    attention_masking: r.attentionMasking,
+    attention_heads: r.attentionHeads,
+    hidden_size: r.hiddenSize,
+    estimated_attention_ops: r.estimatedAttentionOps,
+    output_to_input_ratio: r.outputToInputRatio,
+    refined: r.refined,
+    original_response: r.originalResponse,
+    critique: r.critique,
+    refine_steps_used: r.refineStepsUsed,
+    seed: r.seed,
+    time_to_first_token_ms: r.timeToFirstTokenMs,
+    inter_token_latency_ms: r.interTokenLatencyMs,
+    refine_usage: r.refineUsage && {
+      prompt_tokens: r.refineUsage.promptTokens,
+      completion_tokens: r.refineUsage.completionTokens,
+    },
+  };
+}
+
+/** POST /v1/chat and its alias /chat, JSON or server-sent events. */
+export function chatRouter(chat: ChatService, maxBodyBytes: number, log: ErrorLogger): Router {
+  const router = Router();
+  router.use(express.json({ limit: maxBodyBytes, type: () => true }));
+  const handler = asyncHandler(async (req, res) => {
+    const input = parseInput(ChatRequestSchema, req.body);
+    if (!input.stream) {
+      res.json(chatJson(await chat.chat(input, req.ctx)));
+      return;
+    }
+    // Fail fast (loading model, bad prompt length) before committing to a stream.
+    const sse = new SseWriter(res);
+    let opened = false;
+    const openOnce = () => {
+      if (!opened) {
+        opened = true;
+        sse.open();
+      }
+    };
+    try {
+      const result = await chat.chat(input, req.ctx, (t) => {
+        openOnce();
+        sse.send('token', { token: t.text, index: t.index, phase: t.phase, request_id: req.ctx.requestId });
+      });
+      openOnce();
+      sse.send('done', chatJson(result));
+      sse.end();
+    } catch (err) {
+      if (!opened) throw err;
+      const mapped = toPublicError(err);
+      if (mapped.code === 'internal_error') log.error({ err, request_id: req.ctx.requestId }, 'stream failed');
+      sse.send('error', errorEnvelope(mapped, req.ctx.requestId));
+      sse.end();
+    }
+  });
+  router.post(['/v1/chat', '/chat'], handler);
+  return router;
+}

@@ -1,0 +1,34 @@
+import { Router } from 'express';
+import { errorEnvelope, toPublicError } from '../errors.js';
+import type { HealthService } from '../services/health.js';
+
+/** Probes and the health report; none needs a key. */
+export function healthRouter(health: HealthService): Router {
+  const router = Router();
+  router.get('/healthz', (req, res) => {
+    res.json({ status: 'ok', request_id: req.ctx.requestId });
+  });
+  router.get('/readyz', (req, res) => {
+    try {
+      health.assertReady();
+      res.json({ status: 'ready', request_id: req.ctx.requestId });
+    } catch (err) {
+      const e = toPublicError(err);
+      res.status(e.status).json(errorEnvelope(e, req.ctx.requestId));
+    }
+  });
+  router.get(['/v1/health', '/health'], (req, res) => {
+    const h = health.report();
+    res.json({
+      status: h.status,
+      model: h.model,
+      device: h.device,
+      model_loaded: h.modelLoaded,
+      uptime_s: h.uptimeS,
+      version: h.version,
+      ...(h.reason ? { reason: h.reason } : {}),
+      request_id: req.ctx.requestId,
+    });
+  });
+  return router;
+}

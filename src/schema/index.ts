@@ -1,0 +1,6 @@
+import { builder } from './builder.js';
+import './health.js';
+import './chat.js';
+
+/** The whole GraphQL schema, built from the domain files above. */
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,98 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GraphQLError } from 'graphql';
+import { createYoga, type Plugin } from 'graphql-yoga';
+import { AppError, toPublicError } from '../errors.js';
+import type { Services } from '../services/index.js';
+import type { ErrorLogger } from '../rest/middleware.js';
+import type { GraphQLContext } from './context.js';
+import { schema } from './index.js';
+
+interface ServerContext {
+  req: IncomingMessage & { ctx?: GraphQLContext['ctx'] };
+  res: ServerResponse;
+}
+
+/** An AppError as a GraphQL error carrying the contract's code. */
+function toGraphQLError(err: AppError, requestId: string | undefined, original?: GraphQLError): GraphQLError {
+  return new GraphQLError(err.message, {
+    nodes: original?.nodes,
+    source: original?.source,
+    positions: original?.positions,
+    path: original?.path,
+    extensions: {
+      code: err.code,
+      ...(err.details ? { details: err.details } : {}),
+      ...(requestId ? { request_id: requestId } : {}),
+      ...(err.code === 'unauthorized' ? { http: { status: 401 } } : {}),
+    },
+  });
+}
+
+/** Errors GraphQL itself raises (syntax, validation) get the contract's invalid_request code. */
+const contractCodes = (): Plugin => ({
+  onExecutionResult({ result, setResult, context }) {
+    if (!result || Symbol.asyncIterator in result) return;
+    const requestId = (context as Partial<GraphQLContext>).ctx?.requestId;
+    if (requestId) setResult({ ...result, extensions: { ...result.extensions, request_id: requestId } });
+  },
+  onResultProcess({ result, setResult }) {
+    if (Array.isArray(result) || Symbol.asyncIterator in result) return;
+    if (!result.errors?.some((e) => !e.extensions?.code)) return;
+    setResult({
+      ...result,
+      errors: result.errors.map((e) =>
+        e.extensions?.code
+          ? e
+          : new GraphQLError(e.message, {
+              nodes: e.nodes,
+              positions: e.positions,
+              path: e.path,
+              extensions: { ...e.extensions, code: 'invalid_request' },
+            }),
+      ),
+    });
+  },
+});
+
+/** The GraphQL surface: yoga over the Pothos schema, sharing the REST request context. */
+export function buildYoga(services: Services, log: ErrorLogger) {
+  return createYoga<ServerContext, GraphQLContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: { title: 'Inference server', defaultQuery: '{ health { status model modelLoaded } }' },
+    plugins: [contractCodes()],
+    context: ({ req }) => {
+      const ctx = req.ctx;
+      if (!ctx) throw new Error('request context missing');
+      try {
+        ctx.keyId = services.auth.authenticate({
+          apiKey: header(req, 'x-api-key'),
+          authorization: header(req, 'authorization'),
+        });
+      } catch (err) {
+        throw toGraphQLError(toPublicError(err), ctx.requestId);
+      }
+      return { ctx, services };
+    },
+    maskedErrors: {
+      maskError(error, message) {
+        const original = error instanceof GraphQLError ? error : undefined;
+        const cause = original?.originalError ?? error;
+        if (cause instanceof AppError) return toGraphQLError(cause, undefined, original);
+        if (original && !original.originalError) return original;
+        log.error({ err: cause }, 'graphql resolver failed');
+        return new GraphQLError(message, {
+          nodes: original?.nodes,
+          path: original?.path,
+          extensions: { code: 'internal_error' },
+        });
+      },
+    },
+  });
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}

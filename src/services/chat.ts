@@ -1,0 +1,180 @@
+import { randomInt } from 'node:crypto';
+import type { Engine } from '../engine/engine.js';
+import type { GenerationResult, SamplingParams } from '../engine/types.js';
+import type { RequestContext } from './context.js';
+import type { ModelHost } from './model-host.js';
+import type { ChatRequest } from './chat-schema.js';
+
+export type ChatPhase = 'answer' | 'critique' | 'rewrite';
+
+/** A piece of streamed text, and which part of a refine run produced it. */
+export interface ChatToken {
+  text: string;
+  index: number;
+  phase: ChatPhase;
+}
+
+/** The chat result of contract section 3, in camelCase; each surface shapes it. */
+export interface ChatResult {
+  response: string;
+  latencyMs: number;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  model: string;
+  requestId: string;
+  finishReason: 'stop' | 'length';
+  cacheHit: boolean;
+  contextWindow: number;
+  contextUsedPct: number;
+  modelType: string;
+  attentionMasking: string;
+  attentionHeads: number;
+  hiddenSize: number;
+  estimatedAttentionOps: number;
+  outputToInputRatio: number;
+  refined: boolean;
+  originalResponse: string | null;
+  critique: string | null;
+  refineStepsUsed: number;
+  /** The seed the sampler used (random when the request gave none), to reproduce a sampled answer. */
+  seed: number;
+  timeToFirstTokenMs: number | null;
+  interTokenLatencyMs: number | null;
+  /** Tokens read and written by the critique and rewrite steps of refine mode. */
+  refineUsage: { promptTokens: number; completionTokens: number } | null;
+}
+
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
+
+function critiquePrompt(prompt: string, answer: string): string {
+  return (
+    `Request:\n${prompt}\n\nDraft answer:\n${answer}\n\n` +
+    `Point out what is wrong, missing or unclear in the draft answer, briefly.\nCritique:`
+  );
+}
+
+function rewritePrompt(prompt: string, answer: string, critique: string): string {
+  return (
+    `Request:\n${prompt}\n\nDraft answer:\n${answer}\n\nCritique:\n${critique}\n\n` +
+    `Rewrite the draft answer so that it fixes every point of the critique.\nImproved answer:`
+  );
+}
+
+/** Chat completions: single answers and self-refinement, over the shared engine. */
+export class ChatService {
+  constructor(private readonly host: ModelHost) {}
+
+  /**
+   * Answers one chat request. `onToken` receives text as it is generated
+   * (streaming); the returned result is the same either way.
+   */
+  async chat(req: ChatRequest, ctx: RequestContext, onToken?: (t: ChatToken) => void): Promise<ChatResult> {
+    const engine = this.host.require();
+    const started = performance.now();
+    const seed = req.seed ?? randomInt(0, 2 ** 32 - 1);
+    let index = 0;
+    const run = (prompt: string, phase: ChatPhase, temperature: number, seedOffset: number) =>
+      engine.generate(prompt, this.params(req, temperature, (seed + seedOffset) >>> 0), {
+        signal: ctx.signal,
+        onText: onToken ? (text) => onToken({ text, index: index++, phase }) : undefined,
+      });
+
+    const first = await run(req.prompt, 'answer', req.temperature, 0);
+    let final: GenerationResult = first;
+    let critique: string | null = null;
+    let steps = 0;
+    const refineUsage = { promptTokens: 0, completionTokens: 0 };
+    if (req.mode === 'refine') {
+      for (let step = 0; step < req.refine_steps; step++) {
+        const cPrompt = critiquePrompt(req.prompt, final.text);
+        const rDraft = final.text;
+        if (!this.fits(engine, cPrompt)) break;
+        const c = await run(cPrompt, 'critique', req.critique_temperature, 1 + 2 * step);
+        const rPrompt = rewritePrompt(req.prompt, rDraft, c.text.trim());
+        if (!this.fits(engine, rPrompt)) break;
+        const r = await run(rPrompt, 'rewrite', req.temperature, 2 + 2 * step);
+        refineUsage.promptTokens += c.promptTokens + r.promptTokens;
+        refineUsage.completionTokens += c.completionTokens + r.completionTokens;
+        critique = c.text.trim();
+        final = r;
+        steps++;
+      }
+    }
+    return this.result(engine, ctx, {
+      started,
+      seed,
+      promptTokens: first.promptTokens,
+      final,
+      original: steps > 0 ? first.text : null,
+      critique: steps > 0 ? critique : null,
+      steps,
+      refineUsage: req.mode === 'refine' ? refineUsage : null,
+      ttft: first.timeToFirstTokenMs,
+    });
+  }
+
+  private params(req: ChatRequest, temperature: number, seed: number): SamplingParams {
+    return {
+      maxNewTokens: req.max_new_tokens,
+      temperature,
+      topP: req.top_p,
+      topK: req.top_k,
+      repetitionPenalty: req.repetition_penalty,
+      seed,
+      stop: req.stop,
+    };
+  }
+
+  /** Refinement stops early rather than failing when its own prompt outgrows the window. */
+  private fits(engine: Engine, prompt: string): boolean {
+    return engine.encode(prompt).length < engine.info.contextWindow - 1;
+  }
+
+  private result(
+    engine: Engine,
+    ctx: RequestContext,
+    r: {
+      started: number;
+      seed: number;
+      promptTokens: number;
+      final: GenerationResult;
+      original: string | null;
+      critique: string | null;
+      steps: number;
+      refineUsage: ChatResult['refineUsage'];
+      ttft: number | null;
+    },
+  ): ChatResult {
+    const info = engine.info;
+    const completion = r.final.completionTokens;
+    const total = r.promptTokens + completion;
+    return {
+      response: r.final.text,
+      latencyMs: Math.round(performance.now() - r.started),
+      promptTokens: r.promptTokens,
+      completionTokens: completion,
+      totalTokens: total,
+      model: info.name,
+      requestId: ctx.requestId,
+      finishReason: r.final.finishReason === 'stop' ? 'stop' : 'length',
+      cacheHit: false,
+      contextWindow: info.contextWindow,
+      contextUsedPct: round4((100 * total) / info.contextWindow),
+      modelType: 'decoder-only',
+      attentionMasking: 'causal',
+      attentionHeads: info.attentionHeads,
+      hiddenSize: info.hiddenSize,
+      estimatedAttentionOps: total * total,
+      outputToInputRatio: round4(completion / Math.max(r.promptTokens, 1)),
+      refined: r.steps > 0,
+      originalResponse: r.original,
+      critique: r.critique,
+      refineStepsUsed: r.steps,
+      seed: r.seed,
+      timeToFirstTokenMs: r.ttft === null ? null : Math.round(r.ttft * 100) / 100,
+      interTokenLatencyMs: r.final.interTokenMs === null ? null : Math.round(r.final.interTokenMs * 1000) / 1000,
+      refineUsage: r.refineUsage,
+    };
+  }
+}

@@ -1,0 +1,8 @@
+/** What every service call knows about the request it serves. Built once per request. */
+export interface RequestContext {
+  requestId: string;
+  /** Non-secret id of the caller's API key (first 12 hex digits of its SHA-256). */
+  keyId: string | null;
+  /** Aborts when the client goes away. */
+  signal: AbortSignal;
+}

@@ -1,0 +1,39 @@
+import type { ModelHost } from './model-host.js';
+
+export interface HealthReport {
+  status: 'ok' | 'loading' | 'degraded';
+  model: string;
+  device: string;
+  modelLoaded: boolean;
+  uptimeS: number;
+  version: string;
+  reason: string | null;
+}
+
+/** Liveness, readiness and the health report. */
+export class HealthService {
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly host: ModelHost,
+    private readonly version: string,
+  ) {}
+
+  report(): HealthReport {
+    const state = this.host.state;
+    return {
+      status: state === 'ready' ? 'ok' : state === 'loading' ? 'loading' : 'degraded',
+      model: this.host.modelName,
+      device: 'cpu',
+      modelLoaded: state === 'ready',
+      uptimeS: Math.round((Date.now() - this.startedAt) / 100) / 10,
+      version: this.version,
+      reason: this.host.reason ?? null,
+    };
+  }
+
+  /** Throws 503 unless the model can generate. */
+  assertReady(): void {
+    this.host.require();
+  }
+}

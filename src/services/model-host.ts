@@ -1,0 +1,47 @@
+import type { Engine } from '../engine/engine.js';
+import { serviceUnavailable } from '../errors.js';
+
+export type ModelState = 'loading' | 'ready' | 'failed';
+
+/**
+ * Holds the engine through its life: loading, then ready or failed. The
+ * server listens while the model loads; calls that need it get 503 until then.
+ */
+export class ModelHost {
+  private engineValue: Engine | undefined;
+  private stateValue: ModelState = 'loading';
+  private reasonValue: string | undefined;
+  loadSeconds: number | undefined;
+
+  constructor(readonly modelName: string) {}
+
+  get state(): ModelState {
+    return this.stateValue;
+  }
+  get reason(): string | undefined {
+    return this.reasonValue;
+  }
+  get engine(): Engine | undefined {
+    return this.engineValue;
+  }
+
+  ready(engine: Engine, loadSeconds: number): void {
+    this.engineValue = engine;
+    this.loadSeconds = loadSeconds;
+    this.stateValue = 'ready';
+  }
+
+  failed(reason: string): void {
+    this.stateValue = 'failed';
+    this.reasonValue = reason;
+  }
+
+  /** The engine, or 503 service_unavailable while loading or after a failed load. */
+  require(): Engine {
+    if (this.engineValue) return this.engineValue;
+    if (this.stateValue === 'failed') {
+      throw serviceUnavailable('Model failed to load', { state: 'failed', reason: this.reasonValue });
+    }
+    throw serviceUnavailable('Model is loading', { state: 'loading' });
+  }
+}

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
-import { AppError, toPublicError } from '../errors.js';
+import { AppError, HTTP_STATUS, toPublicError } from '../errors.js';
 import type { Services } from '../services/index.js';
 import type { ErrorLogger } from '../rest/middleware.js';
 import type { GraphQLContext } from './context.js';
@@ -28,7 +28,13 @@ function toGraphQLError(err: AppError, requestId: string | undefined, original?:
   });
 }
 
-/** Errors GraphQL itself raises (syntax, validation) get the contract's invalid_request code. */
+const CONTRACT_CODES = new Set(Object.keys(HTTP_STATUS));
+
+/**
+ * Every response gets the request id in `extensions`; errors GraphQL itself
+ * raises (syntax, validation, variable coercion) get the contract's
+ * invalid_request code, keeping GraphQL's own code as `graphql_code`.
+ */
 const contractCodes = (): Plugin => ({
   onExecutionResult({ result, setResult, context }) {
     if (!result || Symbol.asyncIterator in result) return;
@@ -37,18 +43,19 @@ const contractCodes = (): Plugin => ({
   },
   onResultProcess({ result, setResult }) {
     if (Array.isArray(result) || Symbol.asyncIterator in result) return;
-    if (!result.errors?.some((e) => !e.extensions?.code)) return;
+    const foreign = (e: GraphQLError) => !CONTRACT_CODES.has(String(e.extensions?.code));
+    if (!result.errors?.some(foreign)) return;
     setResult({
       ...result,
       errors: result.errors.map((e) =>
-        e.extensions?.code
-          ? e
-          : new GraphQLError(e.message, {
+        foreign(e)
+          ? new GraphQLError(e.message, {
               nodes: e.nodes,
               positions: e.positions,
               path: e.path,
-              extensions: { ...e.extensions, code: 'invalid_request' },
-            }),
+              extensions: { ...e.extensions, code: 'invalid_request', graphql_code: e.extensions?.code },
+            })
+          : e,
       ),
     });
   },

@@ -115,7 +115,8 @@ export async function readSse(res: Response): Promise<Array<{ event: string; dat
       if (line.startsWith('event:')) event = line.slice(6).trim();
       else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
     }
-    if (data.length) events.push({ event, data: JSON.parse(data.join('\n')) });
+    const raw = data.join('\n');
+    if (data.length) events.push({ event, data: raw ? JSON.parse(raw) : null });
   }
   return events;
 }

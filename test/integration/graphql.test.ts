@@ -1,0 +1,111 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { printSchema } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { schema } from '../../src/schema/index.js';
+import { authHeaders, gql, hasStories, postJson, readSse, REPO, startServer, type RunningServer } from '../helpers/server.js';
+import { GOLDEN } from '../helpers/golden.js';
+
+const CHAT = `mutation Chat($input: ChatInput!) {
+  chat(input: $input) {
+    response latencyMs promptTokens completionTokens totalTokens model requestId finishReason cacheHit
+    contextWindow contextUsedPct modelType attentionMasking attentionHeads hiddenSize estimatedAttentionOps
+    outputToInputRatio refined originalResponse critique refineStepsUsed seed timeToFirstTokenMs
+  }
+}`;
+
+describe('schema.graphql', () => {
+  it('is the schema printed from the code (run npm run print-schema after changing it)', () => {
+    const committed = fs.readFileSync(path.join(REPO, 'schema.graphql'), 'utf8');
+    expect(committed).toBe(`${printSchema(schema)}\n`);
+  });
+});
+
+describe.skipIf(!hasStories)('GraphQL with stories260K', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it.each(GOLDEN)('chat mutation, greedy %j, reproduces the reference output', async (prompt, reference) => {
+    const { status, json } = await gql(server.url, CHAT, { input: { prompt, temperature: 0, maxNewTokens: 120 } });
+    expect(status).toBe(200);
+    expect(json.errors).toBeUndefined();
+    expect((prompt + json.data.chat.response).startsWith(reference)).toBe(true);
+  });
+
+  it('gives the same result as REST for the same request', async () => {
+    const input = { prompt: 'Lily and Ben', temperature: 0.7, seed: 5, maxNewTokens: 40 };
+    const g = await gql(server.url, CHAT, { input });
+    const r = await postJson(`${server.url}/v1/chat`, { prompt: input.prompt, temperature: 0.7, seed: 5, max_new_tokens: 40 });
+    const c = g.json.data.chat;
+    expect(c.response).toBe(r.json.response);
+    expect(c.promptTokens).toBe(r.json.prompt_tokens);
+    expect(c.completionTokens).toBe(r.json.completion_tokens);
+    expect(c.contextUsedPct).toBe(r.json.context_used_pct);
+    expect(c.finishReason).toBe(r.json.finish_reason);
+  });
+
+  it('health and model queries', async () => {
+    const { json } = await gql(server.url, '{ health { status model modelLoaded device version } model { name state contextWindow attentionHeads kvHeads hiddenSize layers vocabSize } }');
+    expect(json.data.health).toMatchObject({ status: 'ok', model: 'stories260K', modelLoaded: true, device: 'cpu' });
+    expect(json.data.model).toMatchObject({ name: 'stories260K', state: 'ready', contextWindow: 512, attentionHeads: 8, kvHeads: 4, hiddenSize: 64, layers: 5, vocabSize: 512 });
+    expect(json.extensions.request_id).toBeTruthy();
+  });
+
+  it('needs the key: 401 with extensions.code unauthorized', async () => {
+    const r = await gql(server.url, '{ health { status } }', undefined, { 'content-type': 'application/json' });
+    expect(r.status).toBe(401);
+    expect(r.json.errors[0].extensions.code).toBe('unauthorized');
+    const bearer = await gql(server.url, '{ health { status } }', undefined, { 'content-type': 'application/json', authorization: 'Bearer test-key-1' });
+    expect(bearer.json.data.health.status).toBe('ok');
+  });
+
+  it('validation errors carry invalid_request and the field', async () => {
+    const r = await gql(server.url, CHAT, { input: { prompt: '  ' } });
+    expect(r.json.errors[0].extensions.code).toBe('invalid_request');
+    expect(r.json.errors[0].extensions.details.field).toBe('input.prompt');
+    const t = await gql(server.url, CHAT, { input: { prompt: 'hi', temperature: 5 } });
+    expect(t.json.errors[0].extensions.details.field).toBe('input.temperature');
+    const ctx = await gql(server.url, CHAT, { input: { prompt: 'dog '.repeat(600) } });
+    expect(ctx.json.errors[0].extensions.code).toBe('invalid_request');
+    expect(ctx.json.errors[0].extensions.details.context_window).toBe(512);
+  });
+
+  it('GraphQL syntax and type errors carry invalid_request', async () => {
+    const bad = await gql(server.url, '{ health { nope } }');
+    expect(bad.json.errors[0].extensions.code).toBe('invalid_request');
+    const syntax = await gql(server.url, '{ health ');
+    expect(syntax.json.errors[0].extensions.code).toBe('invalid_request');
+  });
+
+  it('chatStream subscription streams tokens over SSE, ending with the whole result', async () => {
+    const input = { prompt: 'Once upon a time', temperature: 0, maxNewTokens: 40 };
+    const plain = await gql(server.url, CHAT, { input });
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { ...authHeaders, accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription S($input: ChatInput!) { chatStream(input: $input) { token index phase done result { response completionTokens } } }',
+        variables: { input },
+      }),
+    });
+    expect(res.status).toBe(200);
+    const events = (await readSse(res)).filter((e) => e.event === 'next').map((e) => e.data.data.chatStream);
+    const last = events.at(-1);
+    expect(last.done).toBe(true);
+    const tokens = events.filter((e) => !e.done).map((e) => e.token);
+    expect(tokens.length).toBeGreaterThan(1);
+    expect(tokens.join('')).toBe(plain.json.data.chat.response);
+    expect(last.result.response).toBe(plain.json.data.chat.response);
+  });
+
+  it('GraphiQL loads in a browser without a key', async () => {
+    const r = await fetch(`${server.url}/graphql`, { headers: { accept: 'text/html' } });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain('GraphiQL');
+  });
+});

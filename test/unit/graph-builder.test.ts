@@ -53,7 +53,8 @@ describe('buildLlamaOnnx (tiny preset)', () => {
   });
 
   it('declares exactly the transformers.js decoder I/O with symbolic dims', () => {
-    const graph = onnx.ModelProto.decode(bytes).graph!;
+    // decode() fills repeated fields, so the concrete classes apply.
+    const graph = onnx.ModelProto.decode(bytes).graph as onnxProto.onnx.GraphProto;
     const inputs = Object.fromEntries(graph.input.map((v) => [v.name, dimsOf(v)]));
     const outputs = Object.fromEntries(graph.output.map((v) => [v.name, dimsOf(v)]));
     const kvIn = ['batch_size', config.nKvHeads, 'past_sequence_length', headDim];
@@ -79,7 +80,7 @@ describe('buildLlamaOnnx (tiny preset)', () => {
     const model = onnx.ModelProto.decode(bytes);
     expect(model.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17]]);
     expect(graph.node.every((n) => !n.domain)).toBe(true);
-    expect(graph.initializer.filter((t) => t.dims.map(Number).join('x') === `${config.vocabSize}x${config.dim}`)).toHaveLength(1);
+    expect((graph.initializer as onnxProto.onnx.TensorProto[]).filter((t) => t.dims.map(Number).join('x') === `${config.vocabSize}x${config.dim}`)).toHaveLength(1);
   });
 
   it('matches a direct transcription of llama2.c run.c forward (GQA, interleaved RoPE)', async () => {

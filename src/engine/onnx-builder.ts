@@ -17,8 +17,11 @@ export type AttrValue =
   | { kind: 'ints'; value: number[] }
   | { kind: 'string'; value: string };
 
+/** An INT attribute. */
 export const attrInt = (value: number): AttrValue => ({ kind: 'int', value });
+/** A FLOAT attribute. */
 export const attrFloat = (value: number): AttrValue => ({ kind: 'float', value });
+/** An INTS attribute. */
 export const attrInts = (value: number[]): AttrValue => ({ kind: 'ints', value });
 
 /** A dimension of a graph input/output: a fixed size or a symbolic name. */

@@ -25,6 +25,8 @@ const ConfigSchema = z.object({
   API_KEYS: optionalString,
   ORT_INTRA_OP_THREADS: intFrom(0, 0, 256),
   MAX_WAITING_REQUESTS: intFrom(64, 1, 100_000),
+  MAX_BATCH_SIZE: intFrom(16, 1, 256),
+  MAX_PREFILL_TOKENS: intFrom(512, 1, 1_000_000),
   MAX_BODY_BYTES: intFrom(2 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -41,6 +43,10 @@ export interface Config {
   /** ONNX Runtime intra-op threads; defaults to the machine's cores. */
   ortThreads: number;
   maxWaitingRequests: number;
+  /** Most sequences decoded together in one step. */
+  maxBatchSize: number;
+  /** Prompt tokens prefilled per scheduler step. */
+  maxPrefillTokens: number;
   maxBodyBytes: number;
   logLevel: string;
 }
@@ -70,6 +76,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: keys,
     ortThreads: e.ORT_INTRA_OP_THREADS > 0 ? e.ORT_INTRA_OP_THREADS : Math.max(1, os.availableParallelism()),
     maxWaitingRequests: e.MAX_WAITING_REQUESTS,
+    maxBatchSize: e.MAX_BATCH_SIZE,
+    maxPrefillTokens: e.MAX_PREFILL_TOKENS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     logLevel: e.LOG_LEVEL,
   };

@@ -30,6 +30,8 @@ async function main(): Promise<void> {
       api_keys: config.apiKeys.length,
       ort_threads: config.ortThreads,
       max_waiting_requests: config.maxWaitingRequests,
+      max_batch_size: config.maxBatchSize,
+      max_prefill_tokens: config.maxPrefillTokens,
       version: VERSION,
     },
     'starting',
@@ -76,7 +78,11 @@ async function main(): Promise<void> {
       name: source.name,
       source: source.kind === 'hub' ? source.id : dir,
       threads: config.ortThreads,
-      maxWaitingRequests: config.maxWaitingRequests,
+      limits: {
+        maxBatchSize: config.maxBatchSize,
+        maxWaiting: config.maxWaitingRequests,
+        maxPrefillTokens: config.maxPrefillTokens,
+      },
     });
     const seconds = (performance.now() - started) / 1000;
     host.ready(engine, seconds);

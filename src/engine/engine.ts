@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { invalidRequest } from '../errors.js';
-import { generateSequence } from './generate.js';
+import type { BatchBackend } from './batch-backend.js';
 import { findOnnxFile, readDecoderConfig, type DecoderConfig } from './model-config.js';
-import { SerialQueue } from './queue.js';
+import { PlainBackend } from './plain-backend.js';
 import { ModelRunner } from './runner.js';
+import { Scheduler, type SchedulerLimits } from './scheduler.js';
 import { Tokenizer } from './tokenizer.js';
 import type { GenerateOptions, GenerationResult, ModelInfo, SamplingParams } from './types.js';
 
@@ -13,7 +14,7 @@ export interface EngineOptions {
   /** Where the model came from (a path or hub id), for health and logs. */
   source: string;
   threads: number;
-  maxWaitingRequests: number;
+  limits: SchedulerLimits;
 }
 
 /**
@@ -21,18 +22,16 @@ export interface EngineOptions {
  * queue in front of it. Services call `generate`; nothing here knows HTTP.
  */
 export class Engine {
-  private readonly queue: SerialQueue;
-  private readonly eos: ReadonlySet<number>;
+  private readonly scheduler: Scheduler;
   readonly info: ModelInfo;
 
   private constructor(
-    private readonly runner: ModelRunner,
+    private readonly backend: BatchBackend,
     readonly tokenizer: Tokenizer,
     config: DecoderConfig,
     opts: EngineOptions,
   ) {
-    this.queue = new SerialQueue(opts.maxWaitingRequests);
-    this.eos = new Set(config.eosTokenIds);
+    this.scheduler = new Scheduler(backend, tokenizer, new Set(config.eosTokenIds), opts.limits);
     this.info = {
       name: opts.name,
       architecture: config.modelType,
@@ -51,12 +50,13 @@ export class Engine {
     const config = readDecoderConfig(dir);
     const tokenizer = await Tokenizer.fromDirectory(path.resolve(dir));
     const runner = await ModelRunner.create(findOnnxFile(dir), config, opts.threads);
-    return new Engine(runner, tokenizer, config, opts);
+    const backend = new PlainBackend(runner, opts.limits.maxBatchSize);
+    return new Engine(backend, tokenizer, config, opts);
   }
 
   /** Requests waiting for the model, and sequences running now. */
   get load(): { waiting: number; running: number } {
-    return { waiting: this.queue.depth, running: this.queue.running };
+    return { waiting: this.scheduler.depth, running: this.scheduler.running };
   }
 
   /** Token ids the model would read for this prompt (BOS included). */
@@ -82,11 +82,7 @@ export class Engine {
     }
     const room = window - promptIds.length;
     const bounded = { ...params, maxNewTokens: Math.min(params.maxNewTokens, room) };
-    let started = submitted;
-    const outcome = await this.queue.run(() => {
-      started = performance.now();
-      return generateSequence(this.runner, this.tokenizer, promptIds, bounded, this.eos, opts);
-    }, opts.signal);
+    const outcome = await this.scheduler.submit(promptIds, bounded, opts);
     const { firstTokenAt, lastTokenAt, completionTokens } = outcome;
     return {
       text: outcome.text,
@@ -94,7 +90,7 @@ export class Engine {
       completionTokens,
       finishReason: outcome.finishReason,
       timeToFirstTokenMs: firstTokenAt === null ? null : firstTokenAt - submitted,
-      queueMs: started - submitted,
+      queueMs: outcome.admittedAt - submitted,
       interTokenMs:
         firstTokenAt !== null && lastTokenAt !== null && completionTokens > 1
           ? (lastTokenAt - firstTokenAt) / (completionTokens - 1)
@@ -103,6 +99,6 @@ export class Engine {
   }
 
   async close(): Promise<void> {
-    await this.runner.release();
+    await this.backend.close();
   }
 }

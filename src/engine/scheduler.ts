@@ -1,0 +1,217 @@
+import { AppError, serviceUnavailable } from '../errors.js';
+import type { BatchBackend } from './batch-backend.js';
+import { SeededRng } from './rng.js';
+import { sampleToken } from './sampling.js';
+import { IncrementalDecoder, StopMatcher, type Tokenizer } from './tokenizer.js';
+import type { FinishReason, GenerateOptions, SamplingParams } from './types.js';
+
+export interface SchedulerLimits {
+  /** Most sequences decoded together. */
+  maxBatchSize: number;
+  /** Most requests waiting to join the batch; beyond it, 503 at once. */
+  maxWaiting: number;
+  /** Prompt tokens prefilled per step (a longer prompt is admitted alone). */
+  maxPrefillTokens: number;
+}
+
+export interface SequenceOutcome {
+  text: string;
+  completionTokens: number;
+  finishReason: FinishReason;
+  /** performance.now() timestamps. */
+  admittedAt: number;
+  firstTokenAt: number | null;
+  lastTokenAt: number | null;
+}
+
+/** One request's life in the scheduler: its sampler, its text, its consumer. */
+class Sequence {
+  readonly ids: number[];
+  readonly rng: SeededRng;
+  readonly seen: Set<number>;
+  readonly decoder: IncrementalDecoder;
+  readonly stopper: StopMatcher;
+  text = '';
+  completionTokens = 0;
+  admittedAt = 0;
+  firstTokenAt: number | null = null;
+  lastTokenAt: number | null = null;
+  finished: FinishReason | null = null;
+
+  constructor(
+    readonly promptIds: readonly number[],
+    readonly params: SamplingParams,
+    readonly opts: GenerateOptions,
+    tokenizer: Tokenizer,
+    readonly resolve: (o: SequenceOutcome) => void,
+    readonly reject: (e: unknown) => void,
+  ) {
+    this.ids = [...promptIds];
+    this.rng = new SeededRng(params.seed);
+    this.seen = new Set(promptIds);
+    this.decoder = new IncrementalDecoder(tokenizer, this.ids);
+    this.stopper = new StopMatcher(params.stop);
+  }
+
+  get cancelled(): boolean {
+    return this.opts.signal?.aborted ?? false;
+  }
+
+  emit(piece: string): void {
+    if (piece.length === 0) return;
+    this.text += piece;
+    this.opts.onText?.(piece);
+  }
+
+  finish(reason: FinishReason): void {
+    if (this.finished) return;
+    this.finished = reason;
+    if (reason !== 'cancelled' && !this.stopper.stopped) {
+      this.emit(this.stopper.push(this.decoder.flush()));
+      this.emit(this.stopper.flush());
+    }
+    this.resolve({
+      text: this.text,
+      completionTokens: this.completionTokens,
+      finishReason: reason,
+      admittedAt: this.admittedAt,
+      firstTokenAt: this.firstTokenAt,
+      lastTokenAt: this.lastTokenAt,
+    });
+  }
+}
+
+/**
+ * Continuous batching over one running batch. Each step it admits waiting
+ * requests (prefilled together, within a token budget), runs one decode step
+ * for every row, samples each row with its own parameters and RNG, hands the
+ * new text to the row's consumer, and drops finished or cancelled rows.
+ * A request's tokens depend only on its own prompt, parameters and seed.
+ */
+export class Scheduler {
+  private readonly waiting: Sequence[] = [];
+  /** Parallel to the backend's rows. */
+  private rows: Sequence[] = [];
+  private loopRunning = false;
+  private readonly capacity: number;
+
+  constructor(
+    private readonly backend: BatchBackend,
+    private readonly tokenizer: Tokenizer,
+    private readonly eos: ReadonlySet<number>,
+    private readonly limits: SchedulerLimits,
+  ) {
+    this.capacity = Math.min(limits.maxBatchSize, backend.capacity);
+  }
+
+  get depth(): number {
+    return this.waiting.length;
+  }
+
+  get running(): number {
+    return this.rows.length;
+  }
+
+  /** Queues a prompt; resolves when it finishes. Refuses at once (503) when the waiting list is full. */
+  submit(promptIds: readonly number[], params: SamplingParams, opts: GenerateOptions): Promise<SequenceOutcome> {
+    if (opts.signal?.aborted) return Promise.reject(cancelledError());
+    if (this.waiting.length >= this.limits.maxWaiting) {
+      return Promise.reject(
+        serviceUnavailable('Server is at capacity; retry shortly', { max_waiting_requests: this.limits.maxWaiting }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.waiting.push(new Sequence(promptIds, params, opts, this.tokenizer, resolve, reject));
+      if (!this.loopRunning) void this.loop();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    this.loopRunning = true;
+    try {
+      while (this.waiting.length > 0 || this.rows.length > 0) {
+        try {
+          await this.admit();
+          this.dropFinished();
+          if (this.rows.length > 0) {
+            const logits = await this.backend.step(this.rows.map((s) => s.ids[s.ids.length - 1]!));
+            this.rows.forEach((s, r) => this.accept(s, logits[r]!));
+            this.dropFinished();
+          }
+        } catch (err) {
+          // A failed run leaves the caches unknown: fail the rows in it, keep serving the rest.
+          for (const s of this.rows) s.reject(err);
+          this.rows = [];
+          this.backend.reset();
+        }
+        // Let I/O (new requests, disconnects, streamed writes) run between steps.
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    } finally {
+      this.loopRunning = false;
+    }
+  }
+
+  /** Moves waiting requests into the batch within the row and prefill budgets. */
+  private async admit(): Promise<void> {
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const s = this.waiting[i]!;
+      if (s.cancelled) {
+        this.waiting.splice(i, 1);
+        s.reject(cancelledError());
+      }
+    }
+    const admitted: Sequence[] = [];
+    let budget = this.limits.maxPrefillTokens;
+    while (this.waiting.length > 0 && this.rows.length + admitted.length < this.capacity) {
+      const next = this.waiting[0]!;
+      if (admitted.length > 0 && next.promptIds.length > budget) break;
+      this.waiting.shift();
+      budget -= next.promptIds.length;
+      next.admittedAt = performance.now();
+      admitted.push(next);
+    }
+    if (admitted.length === 0) return;
+    let logits: Float32Array[];
+    try {
+      logits = await this.backend.append(admitted.map((s) => s.promptIds));
+    } catch (err) {
+      for (const s of admitted) s.reject(err);
+      throw err;
+    }
+    this.rows.push(...admitted);
+    admitted.forEach((s, i) => this.accept(s, logits[i]!));
+  }
+
+  /** Samples one row's next token and hands its text on. */
+  private accept(s: Sequence, logits: Float32Array): void {
+    if (s.finished) return;
+    if (s.cancelled) return s.finish('cancelled');
+    const token = sampleToken(logits, s.params, s.rng, s.seen);
+    s.lastTokenAt = performance.now();
+    s.firstTokenAt ??= s.lastTokenAt;
+    s.completionTokens++;
+    if (this.eos.has(token)) return s.finish('stop');
+    s.ids.push(token);
+    s.seen.add(token);
+    s.emit(s.stopper.push(s.decoder.next()));
+    if (s.stopper.stopped) return s.finish('stop');
+    if (s.completionTokens >= s.params.maxNewTokens) s.finish('length');
+  }
+
+  /** Frees the rows of finished and cancelled sequences. */
+  private dropFinished(): void {
+    const gone: number[] = [];
+    this.rows.forEach((s, r) => {
+      if (!s.finished && s.cancelled) s.finish('cancelled');
+      if (s.finished) gone.push(r);
+    });
+    if (gone.length === 0) return;
+    const order = this.backend.remove(gone);
+    this.rows = order.map((old) => this.rows[old]!);
+  }
+}
+
+function cancelledError(): AppError {
+  return new AppError('invalid_request', 'Request cancelled by the client');
+}

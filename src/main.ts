@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   );
 
   const host = new ModelHost(source.name);
-  const services = buildServices({ host, apiKeys: config.apiKeys, version: VERSION });
+  const services = buildServices({ host, apiKeys: config.apiKeys, version: VERSION, log });
   const app = buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
   const server: Server = app.listen(config.port, config.host, () => {
     const addr = server.address();

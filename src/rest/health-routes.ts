@@ -27,6 +27,8 @@ export function healthRouter(health: HealthService): Router {
       uptime_s: h.uptimeS,
       version: h.version,
       ...(h.reason ? { reason: h.reason } : {}),
+      queue_depth: h.queueDepth,
+      running_batch: h.runningBatch,
       request_id: req.ctx.requestId,
     });
   });

@@ -12,6 +12,8 @@ const Health = builder.objectRef<HealthReport>('Health').implement({
     uptimeS: t.exposeFloat('uptimeS'),
     version: t.exposeString('version'),
     reason: t.exposeString('reason', { nullable: true, description: 'Why the model is not loaded, if it failed.' }),
+    queueDepth: t.exposeInt('queueDepth', { description: 'Requests waiting to join the running batch.' }),
+    runningBatch: t.exposeInt('runningBatch', { description: 'Sequences in the running batch.' }),
   }),
 });
 

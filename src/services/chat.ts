@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
+import { AppError } from '../errors.js';
 import type { GenerationResult, SamplingParams } from '../engine/types.js';
 import type { RequestContext } from './context.js';
 import type { ModelHost } from './model-host.js';
@@ -61,9 +62,16 @@ function rewritePrompt(prompt: string, answer: string, critique: string): string
   );
 }
 
+export interface ServiceLogger {
+  info(obj: object, msg: string): void;
+}
+
 /** Chat completions: single answers and self-refinement, over the shared engine. */
 export class ChatService {
-  constructor(private readonly host: ModelHost) {}
+  constructor(
+    private readonly host: ModelHost,
+    private readonly log: ServiceLogger,
+  ) {}
 
   /**
    * Answers one chat request. `onToken` receives text as it is generated
@@ -74,11 +82,20 @@ export class ChatService {
     const started = performance.now();
     const seed = req.seed ?? randomInt(0, 2 ** 32 - 1);
     let index = 0;
-    const run = (prompt: string, phase: ChatPhase, temperature: number, seedOffset: number) =>
-      engine.generate(prompt, this.params(req, temperature, (seed + seedOffset) >>> 0), {
+    const run = async (prompt: string, phase: ChatPhase, temperature: number, seedOffset: number) => {
+      const r = await engine.generate(prompt, this.params(req, temperature, (seed + seedOffset) >>> 0), {
         signal: ctx.signal,
         onText: onToken ? (text) => onToken({ text, index: index++, phase }) : undefined,
       });
+      if (r.finishReason === 'cancelled') {
+        this.log.info(
+          { request_id: ctx.requestId, prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens },
+          'generation cancelled: client went away',
+        );
+        throw new AppError('invalid_request', 'Request cancelled by the client');
+      }
+      return r;
+    };
 
     const first = await run(req.prompt, 'answer', req.temperature, 0);
     let final: GenerationResult = first;

@@ -8,6 +8,10 @@ export interface HealthReport {
   uptimeS: number;
   version: string;
   reason: string | null;
+  /** Requests waiting to join the running batch. */
+  queueDepth: number;
+  /** Sequences in the running batch. */
+  runningBatch: number;
 }
 
 /** Liveness, readiness and the health report. */
@@ -29,6 +33,8 @@ export class HealthService {
       uptimeS: Math.round((Date.now() - this.startedAt) / 100) / 10,
       version: this.version,
       reason: this.host.reason ?? null,
+      queueDepth: this.host.engine?.load.waiting ?? 0,
+      runningBatch: this.host.engine?.load.running ?? 0,
     };
   }
 

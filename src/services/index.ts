@@ -1,5 +1,5 @@
 import { Authenticator } from './auth.js';
-import { ChatService } from './chat.js';
+import { ChatService, type ServiceLogger } from './chat.js';
 import { HealthService } from './health.js';
 import type { ModelHost } from './model-host.js';
 
@@ -11,11 +11,11 @@ export interface Services {
   chat: ChatService;
 }
 
-export function buildServices(opts: { host: ModelHost; apiKeys: readonly string[]; version: string }): Services {
+export function buildServices(opts: { host: ModelHost; apiKeys: readonly string[]; version: string; log: ServiceLogger }): Services {
   return {
     host: opts.host,
     auth: new Authenticator(opts.apiKeys),
     health: new HealthService(opts.host, opts.version),
-    chat: new ChatService(opts.host),
+    chat: new ChatService(opts.host, opts.log),
   };
 }

@@ -34,97 +34,109 @@ export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<numb
   }
 }
 
+/** Reusable work space for sampling, so a step allocates nothing vocabulary-sized. */
+export class SamplingScratch {
+  weights = new Float64Array(0);
+  ensure(n: number): Float64Array {
+    if (this.weights.length < n) this.weights = new Float64Array(n);
+    return this.weights;
+  }
+}
+
 /**
  * Picks the next token from one row of logits (may modify `logits`).
  * temperature 0 is greedy; otherwise temperature, top-k, then top-p
  * (nucleus) filtering, then one draw from the request's own RNG.
  */
-export function sampleToken(logits: Float32Array, p: TokenSampler, rng: SeededRng, seen: Iterable<number>): number {
+export function sampleToken(
+  logits: Float32Array,
+  p: TokenSampler,
+  rng: SeededRng,
+  seen: Iterable<number>,
+  scratch: SamplingScratch = new SamplingScratch(),
+): number {
   applyRepetitionPenalty(logits, seen, p.repetitionPenalty);
   if (p.temperature === 0) return argmax(logits);
 
   const n = logits.length;
-  const k = p.topK > 0 ? Math.min(p.topK, n) : n;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
-  const weight = (id: number) => Math.exp((logits[id]! - max) / p.temperature);
+  const invT = 1 / p.temperature;
 
-  // Candidates in descending logit order (ties: lower id first, so the order is deterministic).
-  let ids: number[];
-  if (k < n) {
-    ids = topKIndices(logits, k);
-  } else if (p.topP < 1) {
-    ids = nucleusCandidates(logits, max, p.temperature, p.topP);
-  } else {
-    // No filter at all: draw over the whole vocabulary in id order, no sort needed.
-    ids = Array.from({ length: n }, (_, i) => i);
+  if (p.topK > 0 && p.topK < n) {
+    // Top-k first, then top-p over the renormalised k.
+    const ids = topKIndices(logits, p.topK);
+    const w = ids.map((id) => Math.exp((logits[id]! - max) * invT));
+    return drawNucleus(ids, (i) => w[i]!, w.reduce((a, b) => a + b, 0), p.topP, rng);
   }
-  const probs = new Float64Array(ids.length);
-  let sum = 0;
-  for (let i = 0; i < ids.length; i++) {
-    probs[i] = weight(ids[i]!);
-    sum += probs[i]!;
+
+  // One pass of exponentials over the vocabulary, kept for the draw.
+  const w = scratch.ensure(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp((logits[i]! - max) * invT);
+    w[i] = e;
+    total += e;
   }
-  // Nucleus: keep the smallest prefix whose mass reaches top_p (always at least one token).
+  if (p.topP >= 1) {
+    // No filter: draw over the whole vocabulary in id order, no sort needed.
+    let r = rng.next() * total;
+    for (let i = 0; i < n; i++) {
+      r -= w[i]!;
+      if (r < 0) return i;
+    }
+    return n - 1;
+  }
+  const ids = nucleusCandidates(logits, w, n, total, p.topP);
+  return drawNucleus(ids, (i) => w[ids[i]!]!, total, p.topP, rng);
+}
+
+/**
+ * Keeps the smallest prefix of `ids` (sorted by probability, descending)
+ * whose mass reaches top_p of `total`, at least one token, and draws from it.
+ */
+function drawNucleus(ids: number[], weight: (i: number) => number, total: number, topP: number, rng: SeededRng): number {
   let keep = ids.length;
-  if (p.topP < 1) {
-    const total = k < n ? sum : softmaxMass(logits, max, p.temperature);
-    let cumulative = 0;
-    for (let i = 0; i < ids.length; i++) {
-      cumulative += probs[i]! / total;
-      if (cumulative >= p.topP) {
-        keep = i + 1;
-        break;
-      }
+  let mass = 0;
+  for (let i = 0; i < ids.length; i++) {
+    mass += weight(i);
+    if (topP < 1 && mass / total >= topP) {
+      keep = i + 1;
+      break;
     }
   }
-  let mass = 0;
-  for (let i = 0; i < keep; i++) mass += probs[i]!;
   let r = rng.next() * mass;
   for (let i = 0; i < keep; i++) {
-    r -= probs[i]!;
+    r -= weight(i);
     if (r < 0) return ids[i]!;
   }
   return ids[keep - 1]!;
 }
 
-function softmaxMass(logits: Float32Array, max: number, temperature: number): number {
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp((logits[i]! - max) / temperature);
-  return sum;
-}
-
 /**
- * The ids that can be in the nucleus, sorted descending. Sorting the whole
- * vocabulary each step is the slow part of sampling, so only tokens above a
- * probability cutoff are sorted; if they together hold at least top_p of the
- * mass the nucleus lies among them (it is a prefix of the descending order),
- * so the result is exact. Otherwise the cutoff is lowered and it tries again.
+ * The ids that can be in the nucleus, sorted descending by logit (ties: lower
+ * id first). Sorting the whole vocabulary each step is the slow part of
+ * sampling, so only tokens above a probability cutoff are sorted; if they
+ * together hold at least top_p of the mass the nucleus lies among them (it is
+ * a prefix of the descending order), so the result is exact. Otherwise the
+ * cutoff is lowered and it tries again.
  */
-function nucleusCandidates(logits: Float32Array, max: number, temperature: number, topP: number): number[] {
-  const total = softmaxMass(logits, max, temperature);
-  for (let cutoff = 1e-4; ; cutoff *= 1e-3) {
+function nucleusCandidates(logits: Float32Array, w: Float64Array, n: number, total: number, topP: number): number[] {
+  for (let cutoff = 1e-4 * total; ; cutoff *= 1e-3) {
     const ids: number[] = [];
     let mass = 0;
-    for (let i = 0; i < logits.length; i++) {
-      const w = Math.exp((logits[i]! - max) / temperature) / total;
-      if (w >= cutoff) {
+    for (let i = 0; i < n; i++) {
+      if (w[i]! >= cutoff) {
         ids.push(i);
-        mass += w;
+        mass += w[i]!;
       }
     }
-    if (mass >= topP || cutoff < 1e-30 || ids.length === logits.length) {
-      if (mass < topP && ids.length < logits.length) return sortedAll(logits);
+    if (mass >= topP * total || ids.length === n || cutoff === 0) {
       ids.sort((a, b) => logits[b]! - logits[a]! || a - b);
       return ids;
     }
+    if (cutoff < Number.MIN_VALUE * 1e6) cutoff = 0;
   }
-}
-
-function sortedAll(logits: Float32Array): number[] {
-  const ids = Array.from({ length: logits.length }, (_, i) => i);
-  ids.sort((a, b) => logits[b]! - logits[a]! || a - b);
-  return ids;
 }
 
 /** The k largest entries' indices, sorted descending (ties: lower index first). */

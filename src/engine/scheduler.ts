@@ -1,7 +1,7 @@
 import { AppError, serviceUnavailable } from '../errors.js';
 import type { BatchBackend } from './batch-backend.js';
 import { SeededRng } from './rng.js';
-import { sampleToken } from './sampling.js';
+import { SamplingScratch, sampleToken } from './sampling.js';
 import { IncrementalDecoder, StopMatcher, type Tokenizer } from './tokenizer.js';
 import type { FinishReason, GenerateOptions, SamplingParams } from './types.js';
 
@@ -94,6 +94,7 @@ export class Scheduler {
   private rows: Sequence[] = [];
   private loopRunning = false;
   private readonly capacity: number;
+  private readonly scratch = new SamplingScratch();
 
   constructor(
     private readonly backend: BatchBackend,
@@ -187,7 +188,7 @@ export class Scheduler {
   private accept(s: Sequence, logits: Float32Array): void {
     if (s.finished) return;
     if (s.cancelled) return s.finish('cancelled');
-    const token = sampleToken(logits, s.params, s.rng, s.seen);
+    const token = sampleToken(logits, s.params, s.rng, s.seen, this.scratch);
     s.lastTokenAt = performance.now();
     s.firstTokenAt ??= s.lastTokenAt;
     s.completionTokens++;

@@ -446,7 +446,15 @@ function targets(model: ModelName, httpRuns: HttpRun[], raw: RawRun | undefined)
   return out;
 }
 
+let machineAtStart: ReturnType<typeof readMachine> | undefined;
+
+/** The machine, with its load average when the benchmark started (other work on shared machines shows there). */
 function machine() {
+  machineAtStart ??= readMachine();
+  return machineAtStart;
+}
+
+function readMachine() {
   const cpus = os.cpus();
   return {
     cpu_model: cpus[0]?.model ?? 'unknown',

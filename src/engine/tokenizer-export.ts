@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BOS_ID, BYTE_TOKEN_OFFSET, EOS_ID, UNK_ID, type Llama2cVocab } from './llama2c.js';
+import { BOS_ID, BYTE_TOKEN_OFFSET, EOS_ID, UNK_ID, pieceIndex, referenceEncode, type Llama2cVocab } from './llama2c.js';
 
 /** sentencepiece's visible space; Hugging Face Llama tokenizers store spaces in pieces as this. */
 export const SPACE_MARK = '\u2581';
@@ -49,11 +49,89 @@ export function buildMerges(vocab: Llama2cVocab): [string, string][] {
   return merges.map((m) => [m.a.replaceAll(' ', SPACE_MARK), m.b.replaceAll(' ', SPACE_MARK)]);
 }
 
+const isSpaceChar = (ch: string): boolean => ch === ' ' || ch === SPACE_MARK;
+
+/**
+ * The regular expression that cuts normalized text ("▁"-spaced) into words
+ * for BPE, or null when the vocabulary allows no split that is provably
+ * harmless.
+ *
+ * run.c merges only adjacent tokens whose concatenation is a piece, so a
+ * boundary between two characters x|y can never be crossed if no piece
+ * contains "xy": no token will ever span it, and the merges on either side
+ * never see each other. Merging then goes on in each word independently, and
+ * the greedy "best pair, leftmost on ties" over the whole text performs
+ * exactly each word's own greedy sequence, interleaved (a cross-boundary pair
+ * is never a candidate, and a word's best pair stays its best whatever
+ * happens elsewhere). Likewise for Hugging Face BPE, whose merges table holds
+ * only pairs that concatenate to a piece. So splitting at such boundaries
+ * changes no output, and lets transformers.js cache BPE results per word
+ * (it caches words under 256 characters, never a whole long prompt).
+ *
+ * - No piece has a space after its first character (sentencepiece's usual
+ *   vocabularies, stories260K, the synthetic presets): split before every
+ *   "▁", runs of spaces included ("▁▁a" is "▁", "▁a").
+ * - Spaces occur later in pieces but only after spaces (whitespace pieces
+ *   such as "▁▁▁▁" in Llama 2's vocabulary): split only where a "▁" follows
+ *   another character, so a run of spaces starts the word it precedes.
+ * - Otherwise (a piece like "a▁b"): no split.
+ *
+ * A literal "▁" inside a piece counts as a space, since the exported
+ * vocabulary spells spaces that way.
+ */
+export function wordSplitRegex(vocab: Llama2cVocab): string | null {
+  let spaceAfterSpace = false;
+  for (const piece of vocab.pieces) {
+    const chars = Array.from(piece);
+    for (let k = 1; k < chars.length; k++) {
+      if (!isSpaceChar(chars[k]!)) continue;
+      if (!isSpaceChar(chars[k - 1]!)) return null;
+      spaceAfterSpace = true;
+    }
+  }
+  // Each alternative set tiles any string, so the "words" are exactly the
+  // matches whether a reader keeps matches and gaps (Rust tokenizers,
+  // "Isolated") or splits around matches (transformers.js, which ignores the
+  // behaviour field apart from "Removed").
+  return spaceAfterSpace ? `${SPACE_MARK}*[^${SPACE_MARK}]+|${SPACE_MARK}+` : `${SPACE_MARK}?[^${SPACE_MARK}]+|${SPACE_MARK}`;
+}
+
+/**
+ * Whether every ordinary token that a word could equal is what run.c makes of
+ * that word. BPE with `ignore_merges` emits a word found in the vocabulary as
+ * that one token without merging; that is only run.c's result when run.c's
+ * greedy merges reach the whole piece. Words always start with "▁" (the
+ * normalizer prepends one to every section of text between special tokens),
+ * so only tokens spelled with a leading "▁" need checking; byte tokens and
+ * specials never do.
+ */
+export function wordsInVocabEncodeWhole(vocab: Llama2cVocab, names: readonly string[]): boolean {
+  const index = pieceIndex(vocab);
+  for (let id = 0; id < names.length; id++) {
+    const name = names[id]!;
+    if (SPECIAL_NAMES[id] !== undefined || isByteId(id) || !name.startsWith(SPACE_MARK)) continue;
+    if (name === SPACE_MARK) {
+      if (index.get(' ') !== id) return false;
+      continue;
+    }
+    // referenceEncode prepends the space itself; the text run.c sees is `name` with spaces.
+    const ids = referenceEncode(vocab, name.slice(1).replaceAll(SPACE_MARK, ' '), index);
+    if (ids.length !== 2 || ids[1] !== id) return false;
+  }
+  return true;
+}
+
 /**
  * A Hugging Face `tokenizer.json` (BPE with byte fallback) that encodes like
  * llama2.c's run.c: BOS first, one space prepended to non-empty text, spaces
  * as "▁", byte tokens for code points the vocabulary lacks; and decodes like
  * it: bytes reassembled, the first leading space dropped.
+ *
+ * Where the vocabulary allows (see {@link wordSplitRegex}) a pre-tokenizer
+ * splits the text into words, so that transformers.js caches BPE per word;
+ * and where whole words that are tokens are what run.c makes of them (see
+ * {@link wordsInVocabEncodeWhole}) BPE skips merging for them. Neither changes
+ * any encoding; both are left out when that cannot be shown from the vocabulary.
  */
 export function buildTokenizerJson(vocab: Llama2cVocab): object {
   const names = hfTokenStrings(vocab);
@@ -63,6 +141,8 @@ export function buildTokenizerJson(vocab: Llama2cVocab): object {
     if (other !== undefined) throw new Error(`tokens ${other} and ${id} both map to ${JSON.stringify(n)}`);
     seen.set(n, id);
   });
+  const wordRegex = wordSplitRegex(vocab);
+  const ignoreMerges = wordRegex !== null && wordsInVocabEncodeWhole(vocab, names);
   const special = (id: number): object => ({
     id,
     content: SPECIAL_NAMES[id],
@@ -84,7 +164,8 @@ export function buildTokenizerJson(vocab: Llama2cVocab): object {
         { type: 'Replace', pattern: { String: ' ' }, content: SPACE_MARK },
       ],
     },
-    pre_tokenizer: null,
+    pre_tokenizer:
+      wordRegex === null ? null : { type: 'Split', pattern: { Regex: wordRegex }, behavior: 'Isolated', invert: false },
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
@@ -113,7 +194,7 @@ export function buildTokenizerJson(vocab: Llama2cVocab): object {
       end_of_word_suffix: null,
       fuse_unk: true,
       byte_fallback: true,
-      ignore_merges: false,
+      ignore_merges: ignoreMerges,
       vocab: Object.fromEntries(names.map((n, id) => [n, id])),
       merges: buildMerges(vocab),
     },

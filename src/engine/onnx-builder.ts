@@ -5,6 +5,7 @@ const { onnx } = onnxProto;
 /** ONNX element types this builder emits. */
 export const ElemType = {
   FLOAT: onnx.TensorProto.DataType.FLOAT,
+  INT32: onnx.TensorProto.DataType.INT32,
   INT64: onnx.TensorProto.DataType.INT64,
   BOOL: onnx.TensorProto.DataType.BOOL,
 } as const;
@@ -135,20 +136,32 @@ export class GraphBuilder {
     return out!;
   }
 
-  /** Adds a node with `count` outputs. */
+  /**
+   * Adds a node with `count` outputs. `outputNames` fixes some outputs'
+   * names: an `undefined` entry gets a generated name, an empty string leaves
+   * an optional output out (as an empty string in `inputs` leaves an optional
+   * input out, as ONNX allows). `domain` names an operator set other than the
+   * default one (e.g. `com.microsoft`); `build` must then import it.
+   */
   opN(
     opType: string,
     inputs: string[],
     count: number,
     attrs: Record<string, AttrValue> = {},
-    outputNames?: string[],
+    outputNames?: (string | undefined)[],
+    domain?: string,
   ): string[] {
     const nodeName = this.fresh(`/${opType}`);
-    const outputs = outputNames ?? Array.from({ length: count }, (_, i) => this.fresh(`${nodeName}_output_${i}`));
-    if (outputNames) for (const n of outputNames) this.claim(n);
+    const outputs = Array.from({ length: count }, (_, i) => {
+      const fixed = outputNames?.[i];
+      if (fixed === undefined) return this.fresh(`${nodeName}_output_${i}`);
+      if (fixed !== '') this.claim(fixed);
+      return fixed;
+    });
     this.nodes.push({
       name: nodeName,
       opType,
+      ...(domain ? { domain } : {}),
       input: inputs,
       output: outputs,
       attribute: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)),
@@ -156,13 +169,16 @@ export class GraphBuilder {
     return outputs;
   }
 
-  /** Serializes the graph as an opset-`opset` model of the default domain. */
-  build(graphName: string, opset = 17): Uint8Array {
+  /**
+   * Serializes the graph as an opset-`opset` model of the default domain,
+   * importing `extraOpsets` (e.g. `{ 'com.microsoft': 1 }`) for nodes of other domains.
+   */
+  build(graphName: string, opset = 17, extraOpsets: Record<string, number> = {}): Uint8Array {
     const model: onnxProto.onnx.IModelProto = {
       // IR version 8 is the one that goes with opset 17.
       irVersion: 8,
       producerName: 'inference-server',
-      opsetImport: [{ domain: '', version: opset }],
+      opsetImport: [{ domain: '', version: opset }, ...Object.entries(extraOpsets).map(([domain, version]) => ({ domain, version }))],
       graph: {
         name: graphName,
         node: this.nodes,

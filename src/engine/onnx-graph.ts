@@ -96,7 +96,7 @@ export function permuteRopeRows(w: Float32Array, nHeads: number, headDim: number
 }
 
 /** Stacks `[out_k, in]` matrices along `out` and transposes to `[in, sum(out_k)]`, the layout MatMul wants. */
-function stackTransposed(mats: Float32Array[], inDim: number): Float32Array {
+export function stackTransposed(mats: Float32Array[], inDim: number): Float32Array {
   const rows = mats.reduce((n, m) => n + m.length / inDim, 0);
   const out = new Float32Array(rows * inDim);
   let row0 = 0;
@@ -113,22 +113,41 @@ function stackTransposed(mats: Float32Array[], inDim: number): Float32Array {
 }
 
 /**
- * RoPE tables `[maxSeqLen, headDim]` for the half-split rotation: cos repeated
- * over both halves, sin negated on the first half so that
- * `x*cos + concat(x2, x1)*sin` is rotate_half without a Neg node. Angles are
- * computed in float32 steps like llama2.c's run.c so greedy output matches it.
+ * cos and sin of RoPE angle `pos * freq_i` as `[maxSeqLen, headDim/2]` tables
+ * (the layout ONNX Runtime's rotary kernels take as `cos_cache`/`sin_cache`),
+ * with `freq_i = theta^(-2i/headDim)`. Angles are computed in float32 steps
+ * like llama2.c's run.c so greedy output matches it.
  */
-export function ropeTables(maxSeqLen: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeCosSin(maxSeqLen: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
-  const cos = new Float32Array(maxSeqLen * headDim);
-  const sin = new Float32Array(maxSeqLen * headDim);
+  const cos = new Float32Array(maxSeqLen * half);
+  const sin = new Float32Array(maxSeqLen * half);
   const f = Math.fround;
   for (let i = 0; i < half; i++) {
     const freq = f(1 / f(Math.pow(theta, f((2 * i) / headDim))));
     for (let pos = 0; pos < maxSeqLen; pos++) {
       const angle = f(pos * freq);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
+      cos[pos * half + i] = Math.cos(angle);
+      sin[pos * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * RoPE tables `[maxSeqLen, headDim]` for the half-split rotation: cos repeated
+ * over both halves, sin negated on the first half so that
+ * `x*cos + concat(x2, x1)*sin` is rotate_half without a Neg node.
+ */
+export function ropeTables(maxSeqLen: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const base = ropeCosSin(maxSeqLen, headDim, theta);
+  const cos = new Float32Array(maxSeqLen * headDim);
+  const sin = new Float32Array(maxSeqLen * headDim);
+  for (let pos = 0; pos < maxSeqLen; pos++) {
+    for (let i = 0; i < half; i++) {
+      const c = base.cos[pos * half + i]!;
+      const s = base.sin[pos * half + i]!;
       cos[pos * headDim + i] = c;
       cos[pos * headDim + half + i] = c;
       sin[pos * headDim + i] = -s;
@@ -301,15 +320,22 @@ function decoderLayer(
   const afterAttn = b.op('Add', [x, attn]);
 
   const h2 = rmsNorm(b, afterAttn, b.float(`${p}.post_attention_layernorm.weight`, [c.dim], w.rmsFfn), c.normEps);
+  return b.op('Add', [afterAttn, swiGluMlp(b, c, w, p, h2)]);
+}
+
+/**
+ * The SwiGLU feed-forward block `w2(silu(w1 x) * w3 x)` of layer prefix `p`
+ * on `h` `[..., dim]`, with gate and up projections packed into one MatMul.
+ */
+export function swiGluMlp(b: GraphBuilder, c: LlamaConfig, w: LlamaLayerWeights, p: string, h: string): string {
   const gateUp = b.op('MatMul', [
-    h2,
+    h,
     b.float(`${p}.mlp.gate_up_proj.weight_t`, [c.dim, 2 * c.hiddenDim], stackTransposed([w.w1, w.w3], c.dim)),
   ]);
-  const [gate, up] = b.opN('Split', [gateUp, b.int64([c.hiddenDim, c.hiddenDim])], 2, { axis: attrInt(2) });
+  const [gate, up] = b.opN('Split', [gateUp, b.int64([c.hiddenDim, c.hiddenDim])], 2, { axis: attrInt(-1) });
   const silu = b.op('Mul', [gate!, b.op('Sigmoid', [gate!])]);
-  const down = b.op('MatMul', [
+  return b.op('MatMul', [
     b.op('Mul', [silu, up!]),
     b.float(`${p}.mlp.down_proj.weight_t`, [c.hiddenDim, c.dim], stackTransposed([w.w2], c.hiddenDim)),
   ]);
-  return b.op('Add', [afterAttn, down]);
 }

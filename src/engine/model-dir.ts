@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BOS_ID, EOS_ID, readLlama2cCheckpoint, readLlama2cHeader, readLlama2cTokenizer, type Llama2cVocab } from './llama2c.js';
 import { buildLlamaOnnx, type LlamaWeights } from './onnx-graph.js';
+import { buildLlamaOnnxFused } from './onnx-graph-fused.js';
 import { getPreset } from './presets.js';
 import { randomLlamaWeights } from './random-weights.js';
 import { buildSyntheticVocab } from './synthetic-vocab.js';
@@ -13,6 +14,12 @@ import { writeTokenizerFiles } from './tokenizer-export.js';
  * `model`, no dtype suffix for fp32 (`DEFAULT_DTYPE_SUFFIX_MAPPING.fp32 === ''`).
  */
 export const MODEL_FILE = path.join('onnx', 'model.onnx');
+
+/**
+ * The same model as the fused graph for the engine's batched decode
+ * ({@link buildLlamaOnnxFused}); written only for models this project builds.
+ */
+export const MODEL_FUSED_FILE = path.join('onnx', 'model_fused.onnx');
 
 /** Written last into an imported directory; its presence means the import finished. */
 const COMPLETE_MARKER = 'import-info.json';
@@ -32,7 +39,8 @@ export interface ModelProvenance {
 /**
  * Writes a complete transformers.js model directory: `onnx/model.onnx`,
  * `config.json`, `generation_config.json`, `tokenizer.json`,
- * `tokenizer_config.json`.
+ * `tokenizer_config.json`; plus `onnx/model_fused.onnx`, the fused graph
+ * the engine's batched decode uses (transformers.js ignores it).
  */
 export function writeModelDir(weights: LlamaWeights, vocab: Llama2cVocab, outDir: string, provenance: ModelProvenance): void {
   const c = weights.config;
@@ -41,6 +49,7 @@ export function writeModelDir(weights: LlamaWeights, vocab: Llama2cVocab, outDir
   }
   fs.mkdirSync(path.join(outDir, path.dirname(MODEL_FILE)), { recursive: true });
   fs.writeFileSync(path.join(outDir, MODEL_FILE), buildLlamaOnnx(weights));
+  fs.writeFileSync(path.join(outDir, MODEL_FUSED_FILE), buildLlamaOnnxFused(weights));
 
   // These models end a story by emitting BOS, so both BOS and EOS stop generation.
   const eos = [BOS_ID, EOS_ID];

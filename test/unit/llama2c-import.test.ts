@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { AutoModelForCausalLM, AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLlama2cCheckpoint, readLlama2cCheckpoint, readLlama2cTokenizer } from '../../src/engine/llama2c.js';
-import { findTokenizerBeside, importLlama2c, MODEL_FILE, resolveCheckpointModel } from '../../src/engine/model-dir.js';
+import { findTokenizerBeside, importLlama2c, MODEL_FILE, MODEL_FUSED_FILE, resolveCheckpointModel } from '../../src/engine/model-dir.js';
 import type { LlamaConfig } from '../../src/engine/onnx-graph.js';
 import { emptyPast, runStep } from '../helpers/ort-decoder.js';
 
@@ -79,7 +79,7 @@ describe.skipIf(!present)('llama2.c stories260K import', () => {
   });
 
   it('writes a transformers.js model directory', () => {
-    for (const f of [MODEL_FILE, 'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+    for (const f of [MODEL_FILE, MODEL_FUSED_FILE, 'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) {
       expect(fs.existsSync(path.join(dir, f)), f).toBe(true);
     }
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));

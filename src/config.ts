@@ -27,6 +27,7 @@ const ConfigSchema = z.object({
   MAX_WAITING_REQUESTS: intFrom(64, 1, 100_000),
   MAX_BATCH_SIZE: intFrom(16, 1, 256),
   MAX_PREFILL_TOKENS: intFrom(512, 1, 1_000_000),
+  ENGINE_GRAPH: z.enum(['auto', 'plain']).default('auto'),
   MAX_BODY_BYTES: intFrom(2 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -47,6 +48,8 @@ export interface Config {
   maxBatchSize: number;
   /** Prompt tokens prefilled per scheduler step. */
   maxPrefillTokens: number;
+  /** `plain` forces the transformers.js-compatible graph even when a fused one exists. */
+  engineGraph: 'auto' | 'plain';
   maxBodyBytes: number;
   logLevel: string;
 }
@@ -78,6 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxWaitingRequests: e.MAX_WAITING_REQUESTS,
     maxBatchSize: e.MAX_BATCH_SIZE,
     maxPrefillTokens: e.MAX_PREFILL_TOKENS,
+    engineGraph: e.ENGINE_GRAPH,
     maxBodyBytes: e.MAX_BODY_BYTES,
     logLevel: e.LOG_LEVEL,
   };

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
       max_waiting_requests: config.maxWaitingRequests,
       max_batch_size: config.maxBatchSize,
       max_prefill_tokens: config.maxPrefillTokens,
+      engine_graph: config.engineGraph,
       version: VERSION,
     },
     'starting',
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
       name: source.name,
       source: source.kind === 'hub' ? source.id : dir,
       threads: config.ortThreads,
+      graph: config.engineGraph,
       limits: {
         maxBatchSize: config.maxBatchSize,
         maxWaiting: config.maxWaitingRequests,

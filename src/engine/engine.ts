@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { invalidRequest } from '../errors.js';
 import type { BatchBackend } from './batch-backend.js';
-import { findOnnxFile, readDecoderConfig, type DecoderConfig } from './model-config.js';
+import { FusedBackend } from './fused-backend.js';
+import { findFusedOnnxFile, findOnnxFile, readDecoderConfig, type DecoderConfig } from './model-config.js';
 import { PlainBackend } from './plain-backend.js';
 import { ModelRunner } from './runner.js';
 import { Scheduler, type SchedulerLimits } from './scheduler.js';
@@ -15,6 +16,8 @@ export interface EngineOptions {
   source: string;
   threads: number;
   limits: SchedulerLimits;
+  /** `auto` runs the fused graph when the directory has one, else the plain graph. */
+  graph?: 'auto' | 'plain';
 }
 
 /**
@@ -42,6 +45,7 @@ export class Engine {
       layers: config.layers,
       vocabSize: config.vocabSize,
       source: opts.source,
+      graph: backend instanceof FusedBackend ? 'fused' : 'plain',
     };
   }
 
@@ -49,8 +53,10 @@ export class Engine {
   static async load(dir: string, opts: EngineOptions): Promise<Engine> {
     const config = readDecoderConfig(dir);
     const tokenizer = await Tokenizer.fromDirectory(path.resolve(dir));
-    const runner = await ModelRunner.create(findOnnxFile(dir), config, opts.threads);
-    const backend = new PlainBackend(runner, opts.limits.maxBatchSize);
+    const fused = opts.graph === 'plain' ? undefined : findFusedOnnxFile(dir);
+    const backend: BatchBackend = fused
+      ? await FusedBackend.create(fused, config, opts.limits.maxBatchSize, opts.threads)
+      : new PlainBackend(await ModelRunner.create(findOnnxFile(dir), config, opts.threads), opts.limits.maxBatchSize);
     return new Engine(backend, tokenizer, config, opts);
   }
 

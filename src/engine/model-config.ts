@@ -71,3 +71,13 @@ export function findOnnxFile(dir: string): string {
   }
   throw new Error(`${dir} has no ONNX model (looked for ${candidates.join(', ')})`);
 }
+
+/**
+ * This project's fused decoder graph (shared KV buffer, one logits row per
+ * sequence), written beside the plain one for models it builds; undefined
+ * for other model directories, which run on the plain graph.
+ */
+export function findFusedOnnxFile(dir: string): string | undefined {
+  const f = path.join(dir, 'onnx', 'model_fused.onnx');
+  return fs.existsSync(f) ? f : undefined;
+}

@@ -28,7 +28,7 @@ const COMPLETE_MARKER = 'import-info.json';
  * Bumped whenever the graph or tokenizer export changes, so cached imports
  * made by an older builder are not reused.
  */
-export const IMPORT_FORMAT_VERSION = 2;
+export const IMPORT_FORMAT_VERSION = 3;
 
 /** Provenance stored in config.json under "llama2c". */
 export interface ModelProvenance {

@@ -44,4 +44,6 @@ export interface ModelInfo {
   layers: number;
   vocabSize: number;
   source: string;
+  /** Which graph runs: this project's fused one, or the plain transformers.js one. */
+  graph: 'fused' | 'plain';
 }

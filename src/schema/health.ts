@@ -36,6 +36,7 @@ const Model = builder.objectRef<ModelView>('Model').implement({
     layers: t.int({ nullable: true, resolve: (m) => m.layers ?? null }),
     vocabSize: t.int({ nullable: true, resolve: (m) => m.vocabSize ?? null }),
     source: t.string({ nullable: true, resolve: (m) => m.source ?? null }),
+    graph: t.string({ nullable: true, description: 'fused or plain', resolve: (m) => m.graph ?? null }),
     loadSeconds: t.float({ nullable: true, resolve: (m) => m.loadSeconds }),
   }),
 });

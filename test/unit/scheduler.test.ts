@@ -36,7 +36,7 @@ const MIXED: Array<[string, SamplingParams]> = [
   ['The big tree', params({ temperature: 0.6, seed: 19, maxNewTokens: 50 })],
 ];
 
-describe.skipIf(!hasStories)('scheduler: results do not depend on company', () => {
+describe.skipIf(!hasStories).each(['fused', 'plain'] as const)('scheduler on the %s graph: results do not depend on company', (graph) => {
   let engine: Engine;
   beforeAll(async () => {
     const dir = await resolveCheckpointModel(STORIES, undefined, path.join(os.tmpdir(), 'inference-server-test-cache', 'llama2c'));
@@ -44,11 +44,16 @@ describe.skipIf(!hasStories)('scheduler: results do not depend on company', () =
       name: 'stories260K',
       source: dir,
       threads: 1,
+      graph: graph === 'plain' ? 'plain' : 'auto',
       limits: { maxBatchSize: 16, maxWaiting: 64, maxPrefillTokens: 64 },
     });
   });
   afterAll(async () => {
     await engine?.close();
+  });
+
+  it('runs the intended graph', () => {
+    expect(engine.info.graph).toBe(graph);
   });
 
   it('each of 16 mixed requests gives the same text batched as alone; golden prompts match', async () => {

@@ -1,0 +1,74 @@
+import type { BatchBackend } from './batch-backend.js';
+import { KvBatch } from './kv-batch.js';
+import type { DecoderConfig } from './model-config.js';
+
+/**
+ * The batch for this project's own fused graph (onnx/model_fused.onnx): one
+ * preallocated KV buffer per layer shared by all rows, each row with its own
+ * length, so rows of different lengths need no padding and joining or
+ * leaving the batch copies only the moving row's cache (see KvBatch).
+ */
+export class FusedBackend implements BatchBackend {
+  private constructor(private readonly batch: KvBatch) {}
+
+  static async create(onnxFile: string, config: DecoderConfig, maxBatch: number, threads: number): Promise<FusedBackend> {
+    const batch = await KvBatch.create(
+      onnxFile,
+      {
+        dim: config.hiddenSize,
+        hiddenDim: 0,
+        nLayers: config.layers,
+        nHeads: config.attentionHeads,
+        nKvHeads: config.kvHeads,
+        vocabSize: config.vocabSize,
+        maxSeqLen: config.contextWindow,
+        ropeTheta: 0,
+        normEps: 0,
+      },
+      {
+        maxBatch,
+        sessionOptions: {
+          executionProviders: ['cpu'],
+          graphOptimizationLevel: 'all',
+          intraOpNumThreads: threads,
+          interOpNumThreads: 1,
+        },
+      },
+    );
+    return new FusedBackend(batch);
+  }
+
+  get capacity(): number {
+    return this.batch.capacity;
+  }
+
+  get size(): number {
+    return this.batch.size;
+  }
+
+  append(prompts: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    return this.batch.append(prompts.map((p) => [...p]));
+  }
+
+  step(tokens: readonly number[]): Promise<Float32Array[]> {
+    return this.batch.step([...tokens]);
+  }
+
+  remove(rows: readonly number[]): number[] {
+    const mapping = this.batch.remove([...rows]);
+    const order = new Array<number>(this.batch.size);
+    mapping.forEach((to, from) => {
+      if (to >= 0) order[to] = from;
+    });
+    return order;
+  }
+
+  reset(): void {
+    const all = Array.from({ length: this.batch.size }, (_, i) => i);
+    if (all.length > 0) this.batch.remove(all);
+  }
+
+  async close(): Promise<void> {
+    await this.batch.dispose();
+  }
+}

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { AutoTokenizer, env as hfEnv } from '@huggingface/transformers';
 import { runLoad, type LoadResult, type SamplingProfile } from './lib/client.js';
 import { runCommand, sleep, startServer, type ServerHandle } from './lib/proc.js';
+import { IMPORT_FORMAT_VERSION } from '../src/engine/model-dir.js';
 import { makePrompts, PROMPT_MAX_TOKENS, PROMPT_MIN_TOKENS, type Prompt } from './lib/prompts.js';
 import { round, summarize } from './lib/stats.js';
 
@@ -134,8 +135,11 @@ const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOStri
 
 const STORIES_BIN = path.resolve(REPO, '../shared/models/stories260K/stories260K.bin');
 
+/** A complete model directory written by this version of the builder (older ones are rebuilt). */
 function isModelDir(dir: string): boolean {
-  return ['config.json', 'tokenizer.json', 'onnx/model.onnx'].every((f) => fs.existsSync(path.join(dir, f)));
+  if (!['config.json', 'tokenizer.json', 'onnx/model.onnx'].every((f) => fs.existsSync(path.join(dir, f)))) return false;
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { llama2c?: { formatVersion?: number } };
+  return config.llama2c?.formatVersion === IMPORT_FORMAT_VERSION;
 }
 
 /** Builds a model directory once with a repository script (into a temporary folder, renamed when complete). */

@@ -87,8 +87,9 @@ export function sampleToken(
     }
     return n - 1;
   }
-  const ids = nucleusCandidates(logits, w, n, total, p.topP);
-  return drawNucleus(ids, (i) => w[ids[i]!]!, total, p.topP, rng);
+  const ids = nucleusCandidates(logits, w, n, total, p.topP, invT);
+  // `ids` is the nucleus already: draw over all of it.
+  return drawNucleus(ids, (i) => w[ids[i]!]!, total, 1, rng);
 }
 
 /**
@@ -114,29 +115,60 @@ function drawNucleus(ids: number[], weight: (i: number) => number, total: number
 }
 
 /**
- * The ids that can be in the nucleus, sorted descending by logit (ties: lower
- * id first). Sorting the whole vocabulary each step is the slow part of
- * sampling, so only tokens above a probability cutoff are sorted; if they
- * together hold at least top_p of the mass the nucleus lies among them (it is
- * a prefix of the descending order), so the result is exact. Otherwise the
- * cutoff is lowered and it tries again.
+ * The nucleus: the fewest most-probable ids whose mass reaches top_p, as
+ * the full-sort definition gives (ties at the boundary: lower id first).
+ * Sorting the whole vocabulary every step is what makes sampling slow (a
+ * flat distribution's nucleus holds most of a 50k vocabulary), so ids are
+ * first bucketed by log-probability; whole buckets above the boundary are
+ * taken as they are and only the bucket the boundary falls in is sorted.
+ * The ids come back in a fixed order (by bucket, then id), so the draw is
+ * deterministic for a given seed.
  */
-function nucleusCandidates(logits: Float32Array, w: Float64Array, n: number, total: number, topP: number): number[] {
-  for (let cutoff = 1e-4 * total; ; cutoff *= 1e-3) {
-    const ids: number[] = [];
-    let mass = 0;
-    for (let i = 0; i < n; i++) {
-      if (w[i]! >= cutoff) {
-        ids.push(i);
-        mass += w[i]!;
-      }
-    }
-    if (mass >= topP * total || ids.length === n || cutoff === 0) {
-      ids.sort((a, b) => logits[b]! - logits[a]! || a - b);
-      return ids;
-    }
-    if (cutoff < Number.MIN_VALUE * 1e6) cutoff = 0;
+export function nucleusCandidates(logits: Float32Array, w: Float64Array, n: number, total: number, topP: number, invT: number): number[] {
+  const BUCKETS = 1024;
+  let lMax = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i]! > lMax) lMax = logits[i]!;
+  // Bucket b holds ids whose probability is within [e^-(b+1)/32, e^-b/32) of the largest:
+  // -ln(w / wMax) is (lMax - l) / T, so no logarithm is needed.
+  const scale = invT * 32;
+  const bucket = new Int32Array(n);
+  const mass = new Float64Array(BUCKETS);
+  const count = new Int32Array(BUCKETS);
+  for (let i = 0; i < n; i++) {
+    const x = w[i]!;
+    let b = Math.floor((lMax - logits[i]!) * scale);
+    if (!(b < BUCKETS - 1)) b = BUCKETS - 1;
+    bucket[i] = b;
+    mass[b]! += x;
+    count[b]!++;
   }
+  const target = topP * total;
+  let cumulative = 0;
+  let boundary = BUCKETS - 1;
+  for (let b = 0; b < BUCKETS; b++) {
+    if (cumulative + mass[b]! >= target) {
+      boundary = b;
+      break;
+    }
+    cumulative += mass[b]!;
+  }
+  // Counting sort of the ids above the boundary into bucket order (ids ascending within a bucket).
+  const start = new Int32Array(boundary + 1);
+  for (let b = 1; b <= boundary; b++) start[b] = start[b - 1]! + count[b - 1]!;
+  const ids: number[] = new Array<number>(start[boundary]!);
+  const edge: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = bucket[i]!;
+    if (b < boundary) ids[start[b]!++] = i;
+    else if (b === boundary) edge.push(i);
+  }
+  edge.sort((a, b) => logits[b]! - logits[a]! || a - b);
+  for (const id of edge) {
+    ids.push(id);
+    cumulative += w[id]!;
+    if (cumulative >= target) break;
+  }
+  return ids;
 }
 
 /** The k largest entries' indices, sorted descending (ties: lower index first). */

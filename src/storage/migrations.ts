@@ -1,0 +1,304 @@
+/**
+ * Versioned schema migrations, one list per dialect. A migration is applied
+ * once, in version order, and recorded in `schema_migrations`; released
+ * migrations are never edited, only followed by new ones.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import type pg from 'pg';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/*
+ * Choices shared by both dialects:
+ * - dataset_records cascade with their dataset; batch_runs.dataset_id has no
+ *   foreign key, so a run's stored items and results outlive the dataset
+ *   (the services refuse deletion while a run is queued or running).
+ * - batch_items cascade with their run.
+ * - Times: canonical ISO-8601 text in SQLite (text order is time order),
+ *   timestamptz in PostgreSQL.
+ * - JSON: text in SQLite, jsonb in PostgreSQL.
+ * - Lists page by (created_at DESC, id DESC), hence the composite indexes.
+ */
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'datasets, eval runs, batch runs',
+    sql: `
+CREATE TABLE datasets (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  type         TEXT NOT NULL CHECK (type IN ('eval_set', 'rag_corpus')),
+  status       TEXT NOT NULL CHECK (status IN ('ready', 'processing', 'failed')),
+  record_count INTEGER NOT NULL,
+  metadata     TEXT NOT NULL,
+  error        TEXT,
+  created_at   TEXT NOT NULL,
+  updated_at   TEXT NOT NULL
+);
+CREATE INDEX datasets_created_idx ON datasets (created_at DESC, id DESC);
+CREATE INDEX datasets_type_created_idx ON datasets (type, created_at DESC, id DESC);
+CREATE INDEX datasets_status_created_idx ON datasets (status, created_at DESC, id DESC);
+
+CREATE TABLE dataset_records (
+  dataset_id TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+  idx        INTEGER NOT NULL,
+  record_id  TEXT NOT NULL,
+  data       TEXT NOT NULL,
+  PRIMARY KEY (dataset_id, idx),
+  UNIQUE (dataset_id, record_id)
+) WITHOUT ROWID;
+
+CREATE TABLE eval_runs (
+  run_id     TEXT PRIMARY KEY,
+  prompt     TEXT NOT NULL,
+  response   TEXT NOT NULL,
+  reference  TEXT,
+  context    TEXT,
+  criteria   TEXT NOT NULL,
+  scores     TEXT NOT NULL,
+  judge      TEXT NOT NULL,
+  model      TEXT NOT NULL,
+  latency_ms REAL NOT NULL,
+  key_id     TEXT,
+  created_at TEXT NOT NULL
+);
+
+CREATE TABLE batch_runs (
+  id           TEXT PRIMARY KEY,
+  dataset_id   TEXT NOT NULL,
+  status       TEXT NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'completed_with_failures', 'failed', 'cancelled')),
+  criteria     TEXT NOT NULL,
+  params       TEXT NOT NULL,
+  total        INTEGER NOT NULL,
+  completed    INTEGER NOT NULL DEFAULT 0,
+  failed       INTEGER NOT NULL DEFAULT 0,
+  key_id       TEXT,
+  error        TEXT,
+  created_at   TEXT NOT NULL,
+  started_at   TEXT,
+  updated_at   TEXT NOT NULL,
+  completed_at TEXT
+);
+CREATE INDEX batch_runs_status_idx ON batch_runs (status, created_at, id);
+CREATE INDEX batch_runs_dataset_idx ON batch_runs (dataset_id, status);
+
+CREATE TABLE batch_items (
+  batch_id          TEXT NOT NULL REFERENCES batch_runs (id) ON DELETE CASCADE,
+  idx               INTEGER NOT NULL,
+  record_id         TEXT NOT NULL,
+  status            TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
+  response          TEXT,
+  prompt_tokens     INTEGER,
+  completion_tokens INTEGER,
+  latency_ms        REAL,
+  scores            TEXT NOT NULL,
+  passed            INTEGER CHECK (passed IN (0, 1)),
+  attempts          INTEGER NOT NULL,
+  reason            TEXT,
+  message           TEXT,
+  created_at        TEXT NOT NULL,
+  PRIMARY KEY (batch_id, idx)
+) WITHOUT ROWID;
+-- Failures pages and the failed counter read only the failed items.
+CREATE INDEX batch_items_failed_idx ON batch_items (batch_id, idx) WHERE status = 'failed';
+`,
+  },
+];
+
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'datasets, eval runs, batch runs',
+    sql: `
+CREATE TABLE datasets (
+  id           text PRIMARY KEY,
+  name         text NOT NULL,
+  type         text NOT NULL CHECK (type IN ('eval_set', 'rag_corpus')),
+  status       text NOT NULL CHECK (status IN ('ready', 'processing', 'failed')),
+  record_count integer NOT NULL,
+  metadata     jsonb NOT NULL,
+  error        text,
+  created_at   timestamptz NOT NULL,
+  updated_at   timestamptz NOT NULL
+);
+CREATE INDEX datasets_created_idx ON datasets (created_at DESC, id DESC);
+CREATE INDEX datasets_type_created_idx ON datasets (type, created_at DESC, id DESC);
+CREATE INDEX datasets_status_created_idx ON datasets (status, created_at DESC, id DESC);
+
+CREATE TABLE dataset_records (
+  dataset_id text NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+  idx        integer NOT NULL,
+  record_id  text NOT NULL,
+  data       jsonb NOT NULL,
+  PRIMARY KEY (dataset_id, idx),
+  UNIQUE (dataset_id, record_id)
+);
+
+CREATE TABLE eval_runs (
+  run_id     text PRIMARY KEY,
+  prompt     text NOT NULL,
+  response   text NOT NULL,
+  reference  text,
+  context    text,
+  criteria   jsonb NOT NULL,
+  scores     jsonb NOT NULL,
+  judge      text NOT NULL,
+  model      text NOT NULL,
+  latency_ms double precision NOT NULL,
+  key_id     text,
+  created_at timestamptz NOT NULL
+);
+
+CREATE TABLE batch_runs (
+  id           text PRIMARY KEY,
+  dataset_id   text NOT NULL,
+  status       text NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'completed_with_failures', 'failed', 'cancelled')),
+  criteria     jsonb NOT NULL,
+  params       jsonb NOT NULL,
+  total        integer NOT NULL,
+  completed    integer NOT NULL DEFAULT 0,
+  failed       integer NOT NULL DEFAULT 0,
+  key_id       text,
+  error        text,
+  created_at   timestamptz NOT NULL,
+  started_at   timestamptz,
+  updated_at   timestamptz NOT NULL,
+  completed_at timestamptz
+);
+CREATE INDEX batch_runs_status_idx ON batch_runs (status, created_at, id);
+CREATE INDEX batch_runs_dataset_idx ON batch_runs (dataset_id, status);
+
+CREATE TABLE batch_items (
+  batch_id          text NOT NULL REFERENCES batch_runs (id) ON DELETE CASCADE,
+  idx               integer NOT NULL,
+  record_id         text NOT NULL,
+  status            text NOT NULL CHECK (status IN ('succeeded', 'failed')),
+  response          text,
+  prompt_tokens     integer,
+  completion_tokens integer,
+  latency_ms        double precision,
+  scores            jsonb NOT NULL,
+  passed            boolean,
+  attempts          integer NOT NULL,
+  reason            text,
+  message           text,
+  created_at        timestamptz NOT NULL,
+  PRIMARY KEY (batch_id, idx)
+);
+-- Failures pages and the failed counter read only the failed items.
+CREATE INDEX batch_items_failed_idx ON batch_items (batch_id, idx) WHERE status = 'failed';
+`,
+  },
+];
+
+function checkKnown(applied: number[], known: readonly Migration[]): void {
+  const newest = Math.max(0, ...known.map((m) => m.version));
+  const ahead = applied.filter((v) => v > newest);
+  // A newer server migrated this database; running old code against it could corrupt data.
+  if (ahead.length > 0) {
+    throw new Error(`Database schema is at version ${Math.max(...ahead)}, newer than this server knows (${newest})`);
+  }
+}
+
+function pending(applied: Set<number>, known: readonly Migration[]): Migration[] {
+  return [...known].sort((a, b) => a.version - b.version).filter((m) => !applied.has(m.version));
+}
+
+/**
+ * Applies the pending SQLite migrations in one IMMEDIATE transaction, which
+ * takes the write lock first, so two processes starting on the same file
+ * apply each migration once (the second waits, then finds nothing to do).
+ * Returns the versions applied now.
+ */
+export function migrateSqlite(db: BetterSqlite3.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS): number[] {
+  const run = db.transaction((): number[] => {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT NOT NULL,
+      applied_at TEXT NOT NULL
+    )`);
+    const rows = db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[];
+    const applied = rows.map((r) => r.version);
+    checkKnown(applied, migrations);
+    const todo = pending(new Set(applied), migrations);
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const m of todo) {
+      db.exec(m.sql);
+      record.run(m.version, m.name, new Date().toISOString());
+    }
+    return todo.map((m) => m.version);
+  });
+  return run.immediate();
+}
+
+// Fixed first key of the two-int advisory lock; the second is the schema's
+// hash, so test runs in different schemas don't wait on each other.
+const MIGRATION_LOCK_CLASS = 0x1e7a_0001;
+
+/**
+ * Applies the pending PostgreSQL migrations to `schema` (created if missing)
+ * in one transaction under a transaction-scoped advisory lock, so concurrent
+ * starts (several replicas) apply each migration exactly once. Returns the
+ * versions applied now.
+ */
+export async function migratePostgres(
+  pool: pg.Pool,
+  schema: string,
+  migrations: readonly Migration[] = POSTGRES_MIGRATIONS,
+): Promise<number[]> {
+  const q = quoteIdent(schema);
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
+      // Inside the lock, because concurrent CREATE SCHEMA IF NOT EXISTS can still collide on the
+      // catalog's unique index; and only when missing, so a role without CREATE on the database
+      // can use a schema made for it.
+      const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${q}`);
+      // SET LOCAL ends with the transaction, so the pooled connection goes back unchanged.
+      await client.query(`SET LOCAL search_path TO ${q}`);
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    integer PRIMARY KEY,
+        name       text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+      const applied = rows.map((r) => r.version);
+      checkKnown(applied, migrations);
+      const todo = pending(new Set(applied), migrations);
+      for (const m of todo) {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      }
+      await client.query('COMMIT');
+      return todo.map((m) => m.version);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw err;
+    }
+  } finally {
+    client.release(broken);
+  }
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * Quotes a schema name for SQL. Only plain identifiers are accepted: the
+ * name comes from configuration, and refusing odd ones is simpler and safer
+ * than escaping them everywhere.
+ */
+export function quoteIdent(name: string): string {
+  if (!IDENT.test(name)) throw new Error(`Invalid PostgreSQL schema name: ${JSON.stringify(name)}`);
+  return `"${name}"`;
+}

@@ -1,0 +1,104 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openStorage } from '../../src/storage/index.js';
+import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/storage/migrations.js';
+import { openSqliteStorage } from '../../src/storage/sqlite.js';
+import { storageSuite } from './suite.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'storage-sqlite-'));
+let n = 0;
+const freshDir = () => path.join(root, `db${n++}`);
+
+afterAll(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+storageSuite('sqlite', () => openSqliteStorage(freshDir()));
+
+describe('sqlite storage file', () => {
+  it('creates <dataDir>/server.db (and missing parents) in WAL mode', async () => {
+    const dir = path.join(freshDir(), 'nested', 'data');
+    const s = await openSqliteStorage(dir);
+    expect(s.kind).toBe('sqlite');
+    await s.close();
+    const db = new Database(path.join(dir, 'server.db'), { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('keeps data across close and reopen without re-running migrations', async () => {
+    const dir = freshDir();
+    const s1 = await openSqliteStorage(dir);
+    const now = new Date().toISOString();
+    await s1.datasets.create(
+      {
+        id: 'ds_restart',
+        name: 'kept',
+        type: 'eval_set',
+        status: 'ready',
+        recordCount: 1,
+        metadata: { a: [1, { b: 'ü' }] },
+        error: null,
+        createdAt: now,
+        updatedAt: now,
+      },
+      [{ datasetId: 'ds_restart', index: 0, recordId: 'r0', data: { input: { prompt: 'hi' } } }],
+    );
+    await s1.batches.create({
+      id: 'be_restart',
+      datasetId: 'ds_restart',
+      status: 'running',
+      criteria: ['overall'],
+      params: {},
+      total: 1,
+      completed: 0,
+      failed: 0,
+      keyId: null,
+      error: null,
+      createdAt: now,
+      startedAt: now,
+      updatedAt: now,
+      completedAt: null,
+    });
+    await s1.close();
+    await s1.close(); // idempotent
+
+    const readMigrations = () => {
+      const db = new Database(path.join(dir, 'server.db'), { readonly: true });
+      const rows = db.prepare('SELECT version, applied_at FROM schema_migrations ORDER BY version').all();
+      db.close();
+      return rows;
+    };
+    const applied = readMigrations();
+    expect(applied).toHaveLength(SQLITE_MIGRATIONS.length);
+
+    const s2 = await openSqliteStorage(dir);
+    expect(await s2.datasets.get('ds_restart')).toMatchObject({ name: 'kept', metadata: { a: [1, { b: 'ü' }] } });
+    expect(await s2.datasets.records('ds_restart', -1, 10)).toHaveLength(1);
+    expect((await s2.batches.listByStatus(['running'])).map((r) => r.id)).toEqual(['be_restart']);
+    await s2.close();
+    expect(readMigrations()).toEqual(applied);
+
+    const db = new Database(path.join(dir, 'server.db'));
+    expect(migrateSqlite(db)).toEqual([]);
+    db.close();
+  });
+
+  it('refuses a database migrated by a newer server', async () => {
+    const dir = freshDir();
+    await (await openSqliteStorage(dir)).close();
+    const db = new Database(path.join(dir, 'server.db'));
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, ?, ?)').run('future', 'x');
+    db.close();
+    await expect(openSqliteStorage(dir)).rejects.toThrow(/newer/);
+  });
+
+  it('openStorage picks SQLite when no database URL is set', async () => {
+    const s = await openStorage({ dataDir: freshDir() });
+    expect(s.kind).toBe('sqlite');
+    await s.close();
+  });
+});

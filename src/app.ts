@@ -1,6 +1,8 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import { chatRouter } from './rest/chat-routes.js';
+import { datasetRouter } from './rest/dataset-routes.js';
+import { evaluationRouter } from './rest/evaluation-routes.js';
 import { healthRouter } from './rest/health-routes.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
 import { buildYoga } from './schema/yoga.js';
@@ -26,6 +28,8 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
 
   app.use(requireApiKey(services.auth));
   app.use(chatRouter(services.chat, maxBodyBytes, log));
+  app.use(datasetRouter(services.datasets));
+  app.use(evaluationRouter(services.evaluations, services.batchEvals, maxBodyBytes));
 
   app.use(notFoundHandler);
   app.use(errorHandler(log));

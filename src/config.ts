@@ -29,6 +29,8 @@ const ConfigSchema = z.object({
   MAX_PREFILL_TOKENS: intFrom(512, 1, 1_000_000),
   ENGINE_GRAPH: z.enum(['auto', 'plain']).default('auto'),
   MAX_BODY_BYTES: intFrom(2 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  DATA_DIR: z.string().default('data'),
+  DATABASE_URL: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -51,6 +53,10 @@ export interface Config {
   /** `plain` forces the transformers.js-compatible graph even when a fused one exists. */
   engineGraph: 'auto' | 'plain';
   maxBodyBytes: number;
+  /** SQLite file lives here unless DATABASE_URL selects PostgreSQL. */
+  dataDir: string;
+  /** PostgreSQL connection string; a secret (may hold a password), never logged. */
+  databaseUrl: string | undefined;
   logLevel: string;
 }
 
@@ -83,6 +89,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPrefillTokens: e.MAX_PREFILL_TOKENS,
     engineGraph: e.ENGINE_GRAPH,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    dataDir: path.resolve(e.DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
     logLevel: e.LOG_LEVEL,
   };
 }

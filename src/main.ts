@@ -5,6 +5,8 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import { materializeModel, ModelSourceError, offlineMessage, resolveModelSource, type ModelSource } from './engine/model-source.js';
 import { buildServices } from './services/index.js';
+import { openStorage } from './storage/index.js';
+import type { Storage } from './storage/types.js';
 import { ModelHost } from './services/model-host.js';
 import { VERSION } from './version.js';
 
@@ -38,8 +40,19 @@ async function main(): Promise<void> {
     'starting',
   );
 
+  let storage: Storage;
+  try {
+    storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  } catch (err) {
+    log.fatal({ err }, 'storage unavailable');
+    process.stderr.write(`Cannot open storage (${config.databaseUrl ? 'DATABASE_URL' : `DATA_DIR=${config.dataDir}`}): ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  log.info({ storage: storage.kind }, 'storage ready');
   const host = new ModelHost(source.name);
-  const services = buildServices({ host, apiKeys: config.apiKeys, version: VERSION, log });
+  const services = buildServices({ host, storage, apiKeys: config.apiKeys, version: VERSION, log });
+  // Runs a crash or restart left behind go on where they stopped (they wait for the model).
+  void services.batchEvals.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming batch evaluations failed'));
   const app = buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
   const server: Server = app.listen(config.port, config.host, () => {
     const addr = server.address();
@@ -50,9 +63,9 @@ async function main(): Promise<void> {
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down');
+    void services.batchEvals.stop();
     server.close(() => {
-      void host.engine?.close().finally(() => process.exit(0));
-      if (!host.engine) process.exit(0);
+      void Promise.allSettled([storage.close(), host.engine?.close()]).finally(() => process.exit(0));
     });
     setTimeout(() => process.exit(0), 10_000).unref();
   };

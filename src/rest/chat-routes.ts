@@ -43,7 +43,8 @@ export function chatJson(r: ChatResult) {
 /** POST /v1/chat and its alias /chat, JSON or server-sent events. */
 export function chatRouter(chat: ChatService, maxBodyBytes: number, log: ErrorLogger): Router {
   const router = Router();
-  router.use(express.json({ limit: maxBodyBytes, type: () => true }));
+  // Scoped to the chat routes: other routers parse their own bodies (datasets take multipart and 100 MB).
+  const json = express.json({ limit: maxBodyBytes, type: () => true });
   const handler = asyncHandler(async (req, res) => {
     const input = parseInput(ChatRequestSchema, req.body);
     if (!input.stream) {
@@ -75,6 +76,6 @@ export function chatRouter(chat: ChatService, maxBodyBytes: number, log: ErrorLo
       sse.end();
     }
   });
-  router.post(['/v1/chat', '/chat'], handler);
+  router.post(['/v1/chat', '/chat'], json, handler);
   return router;
 }

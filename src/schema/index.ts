@@ -1,6 +1,8 @@
 import { builder } from './builder.js';
 import './health.js';
 import './chat.js';
+import './datasets.js';
+import './evaluations.js';
 
 /** The whole GraphQL schema, built from the domain files above. */
 export const schema = builder.toSchema({ sortSchema: true });

@@ -423,7 +423,7 @@ function batchRepository(pool: pg.Pool, t: Tables): BatchRepository {
       });
     },
     async items(batchId, opts) {
-      const failed = opts.failedOnly ? "AND status = 'failed'" : '';
+      const failed = opts.notPassedOnly ? "AND (status = 'failed' OR passed IS NOT TRUE)" : '';
       const { rows } = await pool.query<BatchItemRow>(
         `SELECT * FROM ${t.batchItems} WHERE batch_id = $1 ${failed} AND idx > $2 ORDER BY idx LIMIT $3`,
         [batchId, opts.afterIndex, checkLimit(opts.limit)],

@@ -317,7 +317,7 @@ function batchRepository(db: BetterSqlite3.Database): BatchRepository {
   );
   const selectItems = db.prepare('SELECT * FROM batch_items WHERE batch_id = ? AND idx > ? ORDER BY idx LIMIT ?');
   const selectFailedItems = db.prepare(
-    "SELECT * FROM batch_items WHERE batch_id = ? AND status = 'failed' AND idx > ? ORDER BY idx LIMIT ?",
+    "SELECT * FROM batch_items WHERE batch_id = ? AND (status = 'failed' OR passed IS NOT 1) AND idx > ? ORDER BY idx LIMIT ?",
   );
   const selectDone = db.prepare('SELECT idx FROM batch_items WHERE batch_id = ?').pluck();
   const selectInUse = db.prepare(
@@ -397,7 +397,7 @@ function batchRepository(db: BetterSqlite3.Database): BatchRepository {
       putItem.immediate(item);
     },
     async items(batchId, opts) {
-      const stmt = opts.failedOnly ? selectFailedItems : selectItems;
+      const stmt = opts.notPassedOnly ? selectFailedItems : selectItems;
       return (stmt.all(batchId, opts.afterIndex, checkLimit(opts.limit)) as BatchItemRow[]).map(toBatchItem);
     },
     async doneIndexes(batchId) {

@@ -138,8 +138,12 @@ export interface BatchRepository {
    * completed/failed counters to match the stored items, in one transaction.
    */
   putItem(item: BatchItem): Promise<void>;
-  /** Items in index order after `afterIndex`; only failed ones when `failedOnly`. */
-  items(batchId: string, opts: { afterIndex: number; limit: number; failedOnly?: boolean }): Promise<BatchItem[]>;
+  /**
+   * Items in index order after `afterIndex`. With `notPassedOnly`, only the
+   * records that did not pass: failed ones and succeeded ones whose `passed`
+   * is not true (the batch's failures list).
+   */
+  items(batchId: string, opts: { afterIndex: number; limit: number; notPassedOnly?: boolean }): Promise<BatchItem[]>;
   /** Indexes already stored, to resume a run. */
   doneIndexes(batchId: string): Promise<Set<number>>;
   /** Runs in these states (e.g. to resume `queued`/`running` ones at start-up). */

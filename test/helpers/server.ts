@@ -29,6 +29,8 @@ export async function startServer(env: Record<string, string> = {}, opts: { wait
       API_KEYS: `${API_KEY},test-key-2`,
       MODEL_PATH: STORIES,
       MODEL_CACHE_DIR: MODEL_CACHE,
+      // A fresh SQLite store per server unless the test names one (to restart on the same data).
+      DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'server-data-')),
       ORT_INTRA_OP_THREADS: '1',
       LOG_LEVEL: 'info',
       ...env,

@@ -532,11 +532,14 @@ export function storageSuite(name: string, open: () => Promise<Storage>): void {
         expect((await s.batches.doneIndexes(run.id)).size).toBe(40);
       });
 
-      it('pages items, all or failed only', async () => {
+      it('pages items, all or those that did not pass', async () => {
         const run = makeRun({ total: 30 });
         await s.batches.create(run);
         for (let i = 0; i < 30; i++) {
-          await s.batches.putItem(makeItem(run.id, i, { status: i % 3 === 0 ? 'failed' : 'succeeded' }));
+          // Every third failed; every fifth succeeded but did not pass.
+          await s.batches.putItem(
+            makeItem(run.id, i, i % 3 === 0 ? { status: 'failed' } : i % 5 === 0 ? { passed: false, reason: 'below_threshold' } : {}),
+          );
         }
         const other = makeRun();
         await s.batches.create(other);
@@ -548,13 +551,13 @@ export function storageSuite(name: string, open: () => Promise<Storage>): void {
         const failed: number[] = [];
         let after = -1;
         for (;;) {
-          const p = await s.batches.items(run.id, { afterIndex: after, limit: 4, failedOnly: true });
+          const p = await s.batches.items(run.id, { afterIndex: after, limit: 4, notPassedOnly: true });
           if (p.length === 0) break;
-          expect(p.every((i) => i.status === 'failed' && i.batchId === run.id)).toBe(true);
+          expect(p.every((i) => (i.status === 'failed' || i.passed !== true) && i.batchId === run.id)).toBe(true);
           failed.push(...p.map((i) => i.index));
           after = p[p.length - 1]!.index;
         }
-        expect(failed).toEqual([0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
+        expect(failed).toEqual([0, 3, 5, 6, 9, 10, 12, 15, 18, 20, 21, 24, 25, 27]);
       });
 
       it('reports the indexes already stored', async () => {

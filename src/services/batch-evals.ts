@@ -1,0 +1,372 @@
+import { z } from 'zod';
+import { AppError, invalidRequest, notFound } from '../errors.js';
+import type { BatchItem, BatchRun, BatchStatus, Storage } from '../storage/types.js';
+import type { RequestContext } from './context.js';
+import type { EvalRecordData } from './datasets/validate.js';
+import { newId } from './datasets/service.js';
+import { CriteriaSchema, JudgeSchema, toScoreRecords, type Scorer } from './evaluation.js';
+import type { ModelHost } from './model-host.js';
+import { passRule, type Criterion } from './scoring/criteria.js';
+import { mean, percentile, scoreDistribution, summarizeScores, wilsonInterval } from './scoring/stats.js';
+
+/** POST /v1/batch-evals (contract section 5), both surfaces. */
+export const StartBatchSchema = z.object(
+  {
+    dataset_id: z.string({ error: (i) => (i.input === undefined ? 'dataset_id is required' : 'dataset_id must be a string') }).min(1),
+    criteria: CriteriaSchema.default(['overall']),
+    model: z.string({ error: 'model must be a string' }).optional(),
+    concurrency: z.number({ error: 'concurrency must be a number' }).int({ error: 'concurrency must be an integer' }).min(1, { error: 'concurrency must be between 1 and 16' }).max(16, { error: 'concurrency must be between 1 and 16' }).default(4),
+    max_new_tokens: z.number({ error: 'max_new_tokens must be a number' }).int({ error: 'max_new_tokens must be an integer' }).min(1, { error: 'max_new_tokens must be between 1 and 1024' }).max(1024, { error: 'max_new_tokens must be between 1 and 1024' }).default(160),
+    temperature: z.number({ error: 'temperature must be a number' }).min(0, { error: 'temperature must be between 0 and 2' }).max(2, { error: 'temperature must be between 0 and 2' }).default(0),
+    seed: z.number({ error: 'seed must be a number' }).int({ error: 'seed must be an integer' }).min(0).max(4_294_967_295, { error: 'seed must be between 0 and 4294967295' }).default(0),
+    judge: JudgeSchema.default('deterministic'),
+  },
+  { error: 'request body must be a JSON object' },
+);
+export type StartBatchRequest = z.infer<typeof StartBatchSchema>;
+
+/**
+ * Why a record did not pass, from a fixed taxonomy:
+ * - generation_error: the model failed to answer after every attempt;
+ * - context_overflow: the prompt does not fit the model's context window;
+ * - latency_exceeded: answered, but slower than expected.max_latency_ms;
+ * - unscored: a required criterion could not be scored (no reference, judge parse error);
+ * - below_threshold: a required criterion scored below the pass threshold.
+ */
+export type FailureReason = 'generation_error' | 'context_overflow' | 'latency_exceeded' | 'unscored' | 'below_threshold';
+
+const MAX_ATTEMPTS = 3;
+const PAGE = 200;
+
+export interface BatchSummary {
+  meanScores: Record<string, number | null>;
+  totalItems: number;
+  failedItems: number;
+  passRate: number | null;
+  passRateCi95Lower: number | null;
+  passRateCi95Upper: number | null;
+  latencyP50Ms: number | null;
+  latencyP95Ms: number | null;
+  totalInputTokens: number;
+  totalOutputTokens: number;
+}
+
+export interface Distribution {
+  criterion: string;
+  buckets: Record<string, number>;
+  summary: { count: number; mean: number | null; min: number | null; max: number | null; p50: number | null };
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+/**
+ * Batch evaluations: every record of an eval set through the shared engine
+ * (bounded concurrency, so records batch with each other and with live
+ * traffic), scored, persisted as each finishes; resumable after a restart.
+ */
+export class BatchEvalService {
+  private readonly active = new Map<string, AbortController>();
+  private stopping = false;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly host: ModelHost,
+    private readonly scorer: Scorer,
+    private readonly log: { info(o: object, m: string): void; error(o: object, m: string): void },
+  ) {}
+
+  async start(req: StartBatchRequest, ctx: RequestContext): Promise<BatchRun> {
+    const dataset = await this.storage.datasets.get(req.dataset_id);
+    if (!dataset) throw notFound(`dataset ${req.dataset_id} not found`, { dataset_id: req.dataset_id });
+    if (dataset.type !== 'eval_set') throw invalidRequest('dataset_id must name an eval_set dataset', { field: 'dataset_id' });
+    if (req.model !== undefined && req.model !== this.host.modelName) {
+      throw invalidRequest(`model ${req.model} is not served here; this server serves ${this.host.modelName}`, { field: 'model' });
+    }
+    const now = new Date().toISOString();
+    const run: BatchRun = {
+      id: newId('be'),
+      datasetId: dataset.id,
+      status: 'queued',
+      criteria: req.criteria,
+      params: {
+        model: this.host.modelName,
+        concurrency: req.concurrency,
+        max_new_tokens: req.max_new_tokens,
+        temperature: req.temperature,
+        seed: req.seed,
+        judge: req.judge,
+      },
+      total: dataset.recordCount,
+      completed: 0,
+      failed: 0,
+      keyId: ctx.keyId,
+      error: null,
+      createdAt: now,
+      startedAt: null,
+      updatedAt: now,
+      completedAt: null,
+    };
+    await this.storage.batches.create(run);
+    this.launch(run);
+    return run;
+  }
+
+  async get(id: string): Promise<BatchRun> {
+    const run = await this.storage.batches.get(id);
+    if (!run) throw notFound(`batch evaluation ${id} not found`, { batch_eval_id: id });
+    return run;
+  }
+
+  async cancel(id: string): Promise<BatchRun> {
+    const run = await this.get(id);
+    if (run.status !== 'queued' && run.status !== 'running') {
+      throw new AppError('conflict', `batch evaluation ${id} is already ${run.status}`, { status: run.status });
+    }
+    this.active.get(id)?.abort();
+    const now = new Date().toISOString();
+    return (await this.storage.batches.update(id, { status: 'cancelled', completedAt: now, updatedAt: now })) ?? run;
+  }
+
+  /** Resumes runs a crash or restart left queued or running. Called once at start-up. */
+  async resumeAll(): Promise<number> {
+    const runs = await this.storage.batches.listByStatus(['queued', 'running']);
+    for (const run of runs) {
+      this.log.info({ batch_eval_id: run.id, completed: run.completed, total: run.total }, 'resuming batch evaluation');
+      this.launch(run);
+    }
+    return runs.length;
+  }
+
+  /** Stops taking new records; runs stay `running` in storage and resume at the next start. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const c of this.active.values()) c.abort();
+  }
+
+  async summary(id: string): Promise<{ run: BatchRun; summary: BatchSummary }> {
+    const run = await this.get(id);
+    const items = await this.allItems(id);
+    const ok = items.filter((i) => i.status === 'succeeded');
+    const meanScores: Record<string, number | null> = {};
+    for (const c of run.criteria) {
+      meanScores[c] = mean(ok.flatMap((i) => i.scores.filter((s) => s.criterion === c && s.score !== null).map((s) => s.score!)));
+    }
+    const passed = items.filter((i) => i.passed === true).length;
+    const ci = wilsonInterval(passed, items.length);
+    const latencies = ok.map((i) => i.latencyMs).filter((x): x is number => x !== null);
+    return {
+      run,
+      summary: {
+        meanScores,
+        totalItems: items.length,
+        failedItems: items.length - ok.length,
+        passRate: items.length > 0 ? passed / items.length : null,
+        passRateCi95Lower: ci?.lower ?? null,
+        passRateCi95Upper: ci?.upper ?? null,
+        latencyP50Ms: percentile(latencies, 50),
+        latencyP95Ms: percentile(latencies, 95),
+        totalInputTokens: items.reduce((s, i) => s + (i.promptTokens ?? 0), 0),
+        totalOutputTokens: items.reduce((s, i) => s + (i.completionTokens ?? 0), 0),
+      },
+    };
+  }
+
+  async distribution(id: string, criterion: string): Promise<Distribution> {
+    const run = await this.get(id);
+    if (!run.criteria.includes(criterion)) {
+      throw invalidRequest(`criterion must be one of this run's criteria: ${run.criteria.join(', ')}`, { field: 'criterion' });
+    }
+    const scores = (await this.allItems(id)).flatMap((i) => i.scores.filter((s) => s.criterion === criterion).map((s) => s.score));
+    const summary = summarizeScores(scores);
+    return { criterion, buckets: scoreDistribution(scores), summary };
+  }
+
+  /** Records that did not pass, in dataset order; `cursor` is the last index seen. */
+  async failures(id: string, limit: number, cursor?: string): Promise<{ items: BatchItem[]; nextCursor: string | null; count: number }> {
+    const run = await this.get(id);
+    let after = -1;
+    if (cursor !== undefined) {
+      const n = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
+      if (!Number.isInteger(n) || n < -1) throw invalidRequest('cursor is invalid', { field: 'cursor' });
+      after = n;
+    }
+    const page = await this.storage.batches.items(id, { afterIndex: after, limit: limit + 1, notPassedOnly: true });
+    const items = page.slice(0, limit);
+    const last = items.at(-1);
+    const nextCursor = page.length > limit && last ? Buffer.from(String(last.index)).toString('base64url') : null;
+    const count = (await this.allItems(run.id)).filter((i) => i.passed !== true).length;
+    return { items, nextCursor, count };
+  }
+
+  /** Every stored item, in index order, read page by page. */
+  async *streamItems(id: string, notPassedOnly: boolean): AsyncGenerator<BatchItem> {
+    await this.get(id);
+    let after = -1;
+    for (;;) {
+      const page = await this.storage.batches.items(id, { afterIndex: after, limit: PAGE, notPassedOnly });
+      for (const item of page) yield item;
+      if (page.length < PAGE) return;
+      after = page.at(-1)!.index;
+    }
+  }
+
+  private async allItems(id: string): Promise<BatchItem[]> {
+    const out: BatchItem[] = [];
+    for await (const i of this.streamItems(id, false)) out.push(i);
+    return out;
+  }
+
+  private launch(run: BatchRun): void {
+    if (this.active.has(run.id) || this.stopping) return;
+    const controller = new AbortController();
+    this.active.set(run.id, controller);
+    void this.execute(run, controller.signal)
+      .catch(async (err: unknown) => {
+        this.log.error({ err, batch_eval_id: run.id }, 'batch evaluation failed');
+        const now = new Date().toISOString();
+        const current = await this.storage.batches.get(run.id);
+        if (current && (current.status === 'running' || current.status === 'queued') && !this.stopping) {
+          await this.storage.batches.update(run.id, {
+            status: 'failed',
+            error: err instanceof Error ? err.message : String(err),
+            completedAt: now,
+            updatedAt: now,
+          });
+        }
+      })
+      .finally(() => this.active.delete(run.id));
+  }
+
+  private async execute(run: BatchRun, signal: AbortSignal): Promise<void> {
+    // Wait for the model: a run started (or resumed) while it loads begins once it is ready.
+    while (this.host.state === 'loading' && !signal.aborted) await sleep(200, signal);
+    if (signal.aborted) return;
+    if (this.host.state === 'failed') throw new Error(`model failed to load: ${this.host.reason ?? 'unknown'}`);
+    const now = new Date().toISOString();
+    await this.storage.batches.update(run.id, { status: 'running', startedAt: run.startedAt ?? now, updatedAt: now });
+    const done = await this.storage.batches.doneIndexes(run.id);
+    const concurrency = Number(run.params.concurrency ?? 4);
+
+    let after = -1;
+    const inFlight = new Set<Promise<void>>();
+    for (;;) {
+      const records = await this.storage.datasets.records(run.datasetId, after, PAGE);
+      if (records.length === 0) break;
+      for (const r of records) {
+        if (signal.aborted) break;
+        if (done.has(r.index)) continue;
+        const p = this.processRecord(run, r.index, r.recordId, r.data as unknown as EvalRecordData, signal).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= concurrency) await Promise.race(inFlight);
+      }
+      if (signal.aborted) break;
+      after = records.at(-1)!.index;
+    }
+    await Promise.all(inFlight);
+    if (signal.aborted) return;
+    const final = await this.storage.batches.get(run.id);
+    if (!final || final.status !== 'running') return;
+    // `completed` counts records answered and scored, `failed` those that could not be.
+    const status: BatchStatus = final.failed === 0 ? 'completed' : final.completed > 0 ? 'completed_with_failures' : 'failed';
+    const end = new Date().toISOString();
+    await this.storage.batches.update(run.id, {
+      status,
+      completedAt: end,
+      updatedAt: end,
+      error: status === 'failed' ? 'every record failed' : null,
+    });
+  }
+
+  /** One record: generate (retrying transient failures), score, apply the pass rule, store. */
+  private async processRecord(run: BatchRun, index: number, recordId: string, rec: EvalRecordData, signal: AbortSignal): Promise<void> {
+    const p = run.params;
+    const base = { batchId: run.id, index, recordId, createdAt: '' };
+    let attempts = 0;
+    let lastError: unknown;
+    while (attempts < MAX_ATTEMPTS && !signal.aborted) {
+      attempts++;
+      try {
+        const engine = this.host.require();
+        const started = performance.now();
+        const g = await engine.generate(
+          rec.input.prompt,
+          {
+            maxNewTokens: Number(p.max_new_tokens ?? 160),
+            temperature: Number(p.temperature ?? 0),
+            topP: 1,
+            topK: 0,
+            repetitionPenalty: 1,
+            seed: (Number(p.seed ?? 0) + index) >>> 0,
+            stop: [],
+          },
+          { signal },
+        );
+        if (g.finishReason === 'cancelled') return;
+        const latencyMs = Math.round(performance.now() - started);
+        const scores = await this.scorer.score({
+          prompt: rec.input.prompt,
+          response: g.text,
+          reference: rec.reference?.answer ?? null,
+          finishReason: g.finishReason === 'stop' ? 'stop' : 'length',
+          criteria: run.criteria as Criterion[],
+          judge: p.judge === 'model' ? 'model' : 'deterministic',
+          seed: Number(p.seed ?? 0),
+          signal,
+        });
+        if (signal.aborted) return;
+        const rule = passRule(scores, rec.expected);
+        const slow = rec.expected.max_latency_ms !== undefined && latencyMs > rec.expected.max_latency_ms;
+        const reason: FailureReason | null = slow
+          ? 'latency_exceeded'
+          : rule.pass
+            ? null
+            : rule.failures.some((f) => f.reason === 'below_threshold')
+              ? 'below_threshold'
+              : 'unscored';
+        await this.storage.batches.putItem({
+          ...base,
+          status: 'succeeded',
+          response: g.text,
+          promptTokens: g.promptTokens,
+          completionTokens: g.completionTokens,
+          latencyMs,
+          scores: toScoreRecords(scores),
+          passed: reason === null,
+          attempts,
+          reason,
+          message: reason === 'latency_exceeded' ? `${latencyMs} ms > ${rec.expected.max_latency_ms} ms; ${rule.rationale}` : reason ? rule.rationale : null,
+          createdAt: new Date().toISOString(),
+        });
+        return;
+      } catch (err) {
+        lastError = err;
+        // A prompt that cannot fit is not transient: no retry.
+        if (err instanceof AppError && err.code === 'invalid_request') break;
+        if (attempts < MAX_ATTEMPTS) await sleep(200 * 2 ** (attempts - 1), signal);
+      }
+    }
+    if (signal.aborted) return;
+    const overflow = lastError instanceof AppError && lastError.code === 'invalid_request' && lastError.details?.context_window !== undefined;
+    await this.storage.batches.putItem({
+      ...base,
+      status: 'failed',
+      response: null,
+      promptTokens: null,
+      completionTokens: null,
+      latencyMs: null,
+      scores: [],
+      passed: false,
+      attempts,
+      reason: overflow ? 'context_overflow' : 'generation_error',
+      message: lastError instanceof AppError ? lastError.message : 'generation failed',
+      createdAt: new Date().toISOString(),
+    });
+  }
+}

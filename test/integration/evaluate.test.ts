@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { authHeaders, gql, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+
+describe.skipIf(!hasStories)('single evaluation (contract section 3)', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'evaluate-test-')) });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('scores, stores, and reads back; /evaluate alias; GraphQL agrees', async () => {
+    const body = {
+      prompt: 'What is the capital of France?',
+      response: 'The capital of France is Paris.',
+      reference: 'Paris is the capital of France.',
+      criteria: ['accuracy', 'clarity', 'reasoning', 'factuality', 'overall'],
+    };
+    const r = await postJson(`${server.url}/v1/evaluate`, body);
+    expect(r.status).toBe(200);
+    expect(r.json.scores.map((s: any) => s.criterion)).toEqual(body.criteria);
+    for (const s of r.json.scores) {
+      expect(Number.isInteger(s.score)).toBe(true);
+      expect(s.score).toBeGreaterThanOrEqual(1);
+      expect(s.score).toBeLessThanOrEqual(5);
+      expect(s.rationale.length).toBeGreaterThan(0);
+    }
+    const stored = await (await fetch(`${server.url}/v1/evals/${r.json.run_id}`, { headers: authHeaders })).json();
+    expect(stored).toMatchObject({ run_id: r.json.run_id, prompt: body.prompt, response: body.response, criteria: body.criteria });
+    expect(stored.scores).toEqual(r.json.scores);
+    expect(typeof stored.created_at).toBe('string');
+    const alias = await postJson(`${server.url}/evaluate`, body);
+    expect(alias.json.scores).toEqual(r.json.scores);
+    const g = await gql(server.url, 'query($id: String!) { evalRun(runId: $id) { runId scores { criterion score rationale } } }', { id: r.json.run_id });
+    expect(g.json.data.evalRun.scores.map((s: any) => s.score)).toEqual(r.json.scores.map((s: any) => s.score));
+  });
+
+  it('accuracy rises and falls with agreement to the reference', async () => {
+    const reference = 'The cat sat on the warm mat near the door.';
+    const score = async (response: string) =>
+      (await postJson(`${server.url}/v1/evaluate`, { prompt: 'Where did the cat sit?', response, reference, criteria: ['accuracy'] })).json.scores[0].score;
+    const same = await score(reference);
+    const close = await score('The cat sat on the mat near the door.');
+    const far = await score('Dogs enjoy running in the park on sunny days.');
+    expect(same).toBe(5);
+    expect(close).toBeLessThanOrEqual(same);
+    expect(close).toBeGreaterThan(far);
+    expect(far).toBeLessThanOrEqual(2);
+  });
+
+  it('without a reference accuracy is unscored, never invented', async () => {
+    const r = await postJson(`${server.url}/v1/evaluate`, { prompt: 'p', response: 'r', criteria: ['accuracy'] });
+    expect(r.json.scores[0].score).toBeNull();
+    expect(r.json.scores[0].evaluator_error).toBe('no_reference');
+  });
+
+  it('model judge: a number from the model or unscored with parse_error', async () => {
+    const r = await postJson(`${server.url}/v1/evaluate`, { prompt: 'Tell a story', response: 'Once upon a time there was a dog.', criteria: ['clarity'], judge: 'model' });
+    expect(r.status).toBe(200);
+    const s = r.json.scores[0];
+    // stories260K cannot write JSON: the honest answer is parse_error after one retry.
+    if (s.score === null) expect(s.evaluator_error).toBe('parse_error');
+    else expect(s.score).toBeGreaterThanOrEqual(1);
+  });
+
+  it('validation errors name the field; unknown run is 404', async () => {
+    for (const [body, field] of [
+      [{ response: 'r' }, 'prompt'],
+      [{ prompt: 'p' }, 'response'],
+      [{ prompt: 'p', response: 'r', criteria: ['speed'] }, 'criteria.0'],
+      [{ prompt: 'p', response: 'r', criteria: [] }, 'criteria'],
+      [{ prompt: 'p', response: 'r', judge: 'human' }, 'judge'],
+    ] as const) {
+      const r = await postJson(`${server.url}/v1/evaluate`, body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.json.error.details.field).toBe(field);
+    }
+    const missing = await fetch(`${server.url}/v1/evals/ev_nope`, { headers: authHeaders });
+    expect(missing.status).toBe(404);
+  });
+});

@@ -3,18 +3,7 @@
  * is built from seeded story sentences until the model's own tokenizer says
  * it is 150..250 tokens long (BOS included, as the server counts them).
  */
-
-/** mulberry32: a tiny seeded PRNG, enough for picking words. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../src/engine/random-weights.js';
 
 const NAMES = ['Lily', 'Ben', 'Tom', 'Sue', 'Max', 'Mia', 'Sam', 'Anna', 'Tim', 'Lucy', 'Jack', 'Zoe'];
 const ANIMALS = ['dog', 'cat', 'bird', 'bunny', 'frog', 'duck', 'bear', 'fox'];
@@ -77,7 +66,7 @@ export function makePrompts(
 ): Prompt[] {
   const out: Prompt[] = [];
   for (let i = 0; i < count; i++) {
-    const r = rng(1000 + i);
+    const r = mulberry32(1000 + i);
     // Targets spread over the range in a fixed scrambled order.
     const target = min + ((i * 37) % (max - min + 1));
     const name = pick(r, NAMES);

@@ -1,15 +1,10 @@
 import type { LlamaConfig, LlamaWeights } from './onnx-graph.js';
+import { SeededRng } from './rng.js';
 
-/** mulberry32: a tiny, fast seeded PRNG; returns floats in [0, 1). */
+/** A seeded source of floats in [0, 1) (the engine's sampling PRNG, reused for weights). */
 export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new SeededRng(seed);
+  return () => rng.next();
 }
 
 /** Fills `n` floats with N(0, std²) samples (Box-Muller, both outputs used). */

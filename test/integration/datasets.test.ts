@@ -137,6 +137,14 @@ describe.skipIf(!hasStories)('datasets (contract section 4)', () => {
     expect(c.status).toBe(201);
     expect(c.json).toMatchObject({ type: 'rag_corpus', record_count: 2 });
 
+    const broken = new FormData();
+    broken.set('name', 'broken');
+    broken.set('type', 'eval_set');
+    broken.set('file', new Blob(['prompt\n"unclosed quote\n']), 'set.csv');
+    const br = await upload(server.url, broken);
+    expect(br.status).toBe(400);
+    expect(br.json.error.details.field).toBe('file');
+
     const other = new FormData();
     other.set('name', 'x');
     other.set('type', 'eval_set');

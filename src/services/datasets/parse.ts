@@ -1,4 +1,5 @@
 import { parse as parseCsv } from 'csv-parse/sync';
+import { invalidRequest } from '../../errors.js';
 import type { DatasetType } from '../../storage/types.js';
 import type { RecordError } from './validate.js';
 
@@ -135,7 +136,13 @@ function parseCsvFile(bytes: Buffer, type: DatasetType): ParsedFile {
   } catch {
     return { records: [undefined], errors: [problem(0, 'invalid_encoding', 'file is not valid UTF-8')] };
   }
-  const rows = parseCsv(text, { columns: true, skip_empty_lines: true, relax_column_count: true, trim: false }) as Array<Record<string, string>>;
+  let rows: Array<Record<string, string>>;
+  try {
+    rows = parseCsv(text, { columns: true, skip_empty_lines: true, relax_column_count: true, trim: false }) as Array<Record<string, string>>;
+  } catch (err) {
+    // A file that is not CSV at all (an unclosed quote, say) cannot be split into records.
+    throw invalidRequest(`file is not valid CSV: ${err instanceof Error ? err.message : 'parse error'}`, { field: 'file' });
+  }
   const known = type === 'eval_set' ? EVAL_COLUMNS : CORPUS_COLUMNS;
   const records: unknown[] = [];
   const errors: RecordError[] = [];

@@ -4,6 +4,7 @@ import { chatRouter } from './rest/chat-routes.js';
 import { datasetRouter } from './rest/dataset-routes.js';
 import { evaluationRouter } from './rest/evaluation-routes.js';
 import { healthRouter } from './rest/health-routes.js';
+import { requestLog } from './rest/request-log.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
 import { buildYoga } from './schema/yoga.js';
 import type { Services } from './services/index.js';
@@ -20,6 +21,7 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestContext());
+  app.use(requestLog(log));
   app.use(healthRouter(services.health));
 
   const yoga = buildYoga(services, log);

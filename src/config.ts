@@ -30,6 +30,7 @@ const ConfigSchema = z.object({
   ENGINE_GRAPH: z.enum(['auto', 'plain']).default('auto'),
   MAX_BODY_BYTES: intFrom(2 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   DATA_DIR: z.string().default('data'),
+  SHUTDOWN_GRACE_SECONDS: intFrom(30, 0, 3600),
   DATABASE_URL: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -53,6 +54,8 @@ export interface Config {
   /** `plain` forces the transformers.js-compatible graph even when a fused one exists. */
   engineGraph: 'auto' | 'plain';
   maxBodyBytes: number;
+  /** How long in-flight requests may take to finish after SIGTERM/SIGINT. */
+  shutdownGraceSeconds: number;
   /** SQLite file lives here unless DATABASE_URL selects PostgreSQL. */
   dataDir: string;
   /** PostgreSQL connection string; a secret (may hold a password), never logged. */
@@ -90,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     engineGraph: e.ENGINE_GRAPH,
     maxBodyBytes: e.MAX_BODY_BYTES,
     dataDir: path.resolve(e.DATA_DIR),
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     databaseUrl: e.DATABASE_URL,
     logLevel: e.LOG_LEVEL,
   };

@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
-import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import { materializeModel, ModelSourceError, offlineMessage, resolveModelSource, type ModelSource } from './engine/model-source.js';
 import { buildServices } from './services/index.js';
+import { createLogger, loggableConfig } from './observability/logger.js';
 import { openStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
 import { ModelHost } from './services/model-host.js';
@@ -24,21 +24,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = pino({ level: config.logLevel });
-  log.info(
-    {
-      port: config.port,
-      model_source: source,
-      api_keys: config.apiKeys.length,
-      ort_threads: config.ortThreads,
-      max_waiting_requests: config.maxWaitingRequests,
-      max_batch_size: config.maxBatchSize,
-      max_prefill_tokens: config.maxPrefillTokens,
-      engine_graph: config.engineGraph,
-      version: VERSION,
-    },
-    'starting',
-  );
+  const log = createLogger(config.logLevel);
+  log.info({ config: loggableConfig(config), model_source: source, version: VERSION }, 'starting');
 
   let storage: Storage;
   try {
@@ -61,13 +48,36 @@ async function main(): Promise<void> {
     log.info({ port }, `listening on http://${config.host}:${port}`);
   });
 
+  let shuttingDown = false;
+  /**
+   * Graceful shutdown: stop accepting connections, answer 503 on /readyz,
+   * let in-flight requests (and their generations) finish up to the grace
+   * deadline, leave batch runs resumable, close storage and the model, exit 0.
+   */
   const shutdown = (signal: string) => {
-    log.info({ signal }, 'shutting down');
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ signal, grace_seconds: config.shutdownGraceSeconds }, 'shutting down: draining in-flight requests');
+    services.health.drain();
+    // Batch runs stop taking records; they stay `running` in storage and resume at the next start.
     void services.batchEvals.stop();
-    server.close(() => {
-      void Promise.allSettled([storage.close(), host.engine?.close()]).finally(() => process.exit(0));
-    });
-    setTimeout(() => process.exit(0), 10_000).unref();
+    const finish = (reason: string) => {
+      clearInterval(idleSweep);
+      log.info({ reason }, 'closing storage and model');
+      void Promise.allSettled([storage.close(), host.engine?.close()]).finally(() => {
+        log.info('bye');
+        process.exit(0);
+      });
+    };
+    server.close(() => finish('all requests finished'));
+    // Keep-alive connections between requests would hold close() open; close them as they go idle.
+    server.closeIdleConnections();
+    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+    setTimeout(() => {
+      log.warn('grace period over: closing the remaining connections');
+      server.closeAllConnections();
+      finish('grace period over');
+    }, config.shutdownGraceSeconds * 1000).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

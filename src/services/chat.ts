@@ -166,6 +166,7 @@ export class ChatService {
     const info = engine.info;
     const completion = r.final.completionTokens;
     const total = r.promptTokens + completion;
+    ctx.usage = { promptTokens: r.promptTokens, completionTokens: completion, cacheHit: false };
     return {
       response: r.final.text,
       latencyMs: Math.round(performance.now() - r.started),

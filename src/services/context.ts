@@ -5,4 +5,6 @@ export interface RequestContext {
   keyId: string | null;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
+  /** Set by a service that generated text, for the request log. */
+  usage?: { promptTokens: number; completionTokens: number; cacheHit: boolean };
 }

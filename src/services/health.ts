@@ -1,3 +1,4 @@
+import { serviceUnavailable } from '../errors.js';
 import type { ModelHost } from './model-host.js';
 
 export interface HealthReport {
@@ -17,6 +18,7 @@ export interface HealthReport {
 /** Liveness, readiness and the health report. */
 export class HealthService {
   private readonly startedAt = Date.now();
+  private draining = false;
 
   constructor(
     private readonly host: ModelHost,
@@ -38,8 +40,14 @@ export class HealthService {
     };
   }
 
-  /** Throws 503 unless the model can generate. */
+  /** From now on the server is going away: readiness fails so balancers send no new work. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** Throws 503 unless the model can generate and the server is not shutting down. */
   assertReady(): void {
+    if (this.draining) throw serviceUnavailable('Server is shutting down', { state: 'draining' });
     this.host.require();
   }
 }

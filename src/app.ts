@@ -4,6 +4,7 @@ import { chatRouter } from './rest/chat-routes.js';
 import { datasetRouter } from './rest/dataset-routes.js';
 import { evaluationRouter } from './rest/evaluation-routes.js';
 import { healthRouter } from './rest/health-routes.js';
+import { rateLimit } from './rest/rate-limit.js';
 import { requestLog } from './rest/request-log.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
 import { buildYoga } from './schema/yoga.js';
@@ -29,6 +30,8 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   app.all(yoga.graphqlEndpoint, (req, res) => void yoga(req, res));
 
   app.use(requireApiKey(services.auth));
+  // Protected routes only (probes are above); GraphQL counts in its context factory.
+  app.use(rateLimit(services.rateLimit));
   app.use(chatRouter(services.chat, maxBodyBytes, log));
   app.use(datasetRouter(services.datasets));
   app.use(evaluationRouter(services.evaluations, services.batchEvals, maxBodyBytes));

@@ -32,6 +32,11 @@ const ConfigSchema = z.object({
   DATA_DIR: z.string().default('data'),
   SHUTDOWN_GRACE_SECONDS: intFrom(30, 0, 3600),
   DATABASE_URL: optionalString,
+  REDIS_URL: optionalString,
+  REDIS_KEY_PREFIX: z.string().trim().min(1).default('inference-server'),
+  RATE_LIMIT_PER_MINUTE: intFrom(120, 0, 1_000_000),
+  CHAT_CACHE_TTL_SECONDS: intFrom(120, 0, 30 * 24 * 3600),
+  CHAT_CACHE_MAX_ENTRIES: intFrom(1000, 1, 10_000_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -60,6 +65,16 @@ export interface Config {
   dataDir: string;
   /** PostgreSQL connection string; a secret (may hold a password), never logged. */
   databaseUrl: string | undefined;
+  /** Redis for rate limits and the response cache (shared by replicas); a secret, never logged raw. */
+  redisUrl: string | undefined;
+  /** Prefix of every Redis key this server writes. */
+  redisKeyPrefix: string;
+  /** Requests per API key per minute, REST and GraphQL together; 0 = no limit. */
+  rateLimitPerMinute: number;
+  /** Lifetime of a cached deterministic chat answer; 0 = no cache. */
+  chatCacheTtlSeconds: number;
+  /** Most answers the in-memory cache keeps. */
+  chatCacheMaxEntries: number;
   logLevel: string;
 }
 
@@ -78,6 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? e.API_KEYS.split(',').map((k) => k.trim()).filter((k) => k.length > 0)
     : [e.API_KEY ?? 'dev-local-key'];
   if (keys.length === 0) throw new ConfigError('Invalid configuration: API_KEYS lists no key');
+  if (e.REDIS_URL && !/^rediss?:\/\//.test(e.REDIS_URL)) {
+    throw new ConfigError('Invalid configuration: REDIS_URL: must start with redis:// or rediss://');
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -95,6 +113,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(e.DATA_DIR),
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    chatCacheTtlSeconds: e.CHAT_CACHE_TTL_SECONDS,
+    chatCacheMaxEntries: e.CHAT_CACHE_MAX_ENTRIES,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -37,7 +37,17 @@ async function main(): Promise<void> {
   }
   log.info({ storage: storage.kind }, 'storage ready');
   const host = new ModelHost(source.name);
-  const services = buildServices({ host, storage, apiKeys: config.apiKeys, version: VERSION, log });
+  const services = buildServices({
+    host,
+    storage,
+    apiKeys: config.apiKeys,
+    version: VERSION,
+    log,
+    redisUrl: config.redisUrl,
+    redisKeyPrefix: config.redisKeyPrefix,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    chatCache: { ttlSeconds: config.chatCacheTtlSeconds, maxEntries: config.chatCacheMaxEntries },
+  });
   // Runs a crash or restart left behind go on where they stopped (they wait for the model).
   void services.batchEvals.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming batch evaluations failed'));
   const app = buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
@@ -64,7 +74,7 @@ async function main(): Promise<void> {
     const finish = (reason: string) => {
       clearInterval(idleSweep);
       log.info({ reason }, 'closing storage and model');
-      void Promise.allSettled([storage.close(), host.engine?.close()]).finally(() => {
+      void Promise.allSettled([storage.close(), host.engine?.close(), services.redis?.close()]).finally(() => {
         log.info('bye');
         process.exit(0);
       });

@@ -29,6 +29,7 @@ export function healthRouter(health: HealthService): Router {
       ...(h.reason ? { reason: h.reason } : {}),
       queue_depth: h.queueDepth,
       running_batch: h.runningBatch,
+      ...(h.redis ? { redis: h.redis } : {}),
       request_id: req.ctx.requestId,
     });
   });

@@ -14,6 +14,10 @@ const Health = builder.objectRef<HealthReport>('Health').implement({
     reason: t.exposeString('reason', { nullable: true, description: 'Why the model is not loaded, if it failed.' }),
     queueDepth: t.exposeInt('queueDepth', { description: 'Requests waiting to join the running batch.' }),
     runningBatch: t.exposeInt('runningBatch', { description: 'Sequences in the running batch.' }),
+    redis: t.exposeString('redis', {
+      nullable: true,
+      description: 'connecting, ok or unavailable when REDIS_URL is set (limits and cache), else null.',
+    }),
   }),
 });
 

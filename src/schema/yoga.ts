@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { AppError, HTTP_STATUS, toPublicError } from '../errors.js';
+import { rateLimitedError, rateLimitHeaders } from '../services/rate-limit.js';
 import type { Services } from '../services/index.js';
 import type { ErrorLogger } from '../rest/middleware.js';
 import type { GraphQLContext } from './context.js';
@@ -23,7 +24,7 @@ function toGraphQLError(err: AppError, requestId: string | undefined, original?:
       code: err.code,
       ...(err.details ? { details: err.details } : {}),
       ...(requestId ? { request_id: requestId } : {}),
-      ...(err.code === 'unauthorized' ? { http: { status: 401 } } : {}),
+      ...(err.code === 'unauthorized' || err.code === 'rate_limited' ? { http: { status: err.status } } : {}),
     },
   });
 }
@@ -69,7 +70,7 @@ export function buildYoga(services: Services, log: ErrorLogger) {
     landingPage: false,
     graphiql: { title: 'Inference server', defaultQuery: '{ health { status model modelLoaded } }' },
     plugins: [contractCodes()],
-    context: ({ req }) => {
+    context: async ({ req, res }) => {
       const ctx = req.ctx;
       if (!ctx) throw new Error('request context missing');
       try {
@@ -79,6 +80,12 @@ export function buildYoga(services: Services, log: ErrorLogger) {
         });
       } catch (err) {
         throw toGraphQLError(toPublicError(err), ctx.requestId);
+      }
+      // One HTTP request to /graphql (one operation) counts once, against the same budget as REST.
+      const limit = await services.rateLimit.consume(ctx.keyId);
+      if (limit) {
+        for (const [name, value] of Object.entries(rateLimitHeaders(limit))) res.setHeader(name, value);
+        if (!limit.allowed) throw toGraphQLError(rateLimitedError(limit), ctx.requestId);
       }
       return { ctx, services };
     },

@@ -5,6 +5,7 @@ import type { GenerationResult, SamplingParams } from '../engine/types.js';
 import type { RequestContext } from './context.js';
 import type { ModelHost } from './model-host.js';
 import type { ChatRequest } from './chat-schema.js';
+import type { CachedChat, ChatCache } from './chat-cache.js';
 
 export type ChatPhase = 'answer' | 'critique' | 'rewrite';
 
@@ -71,6 +72,7 @@ export class ChatService {
   constructor(
     private readonly host: ModelHost,
     private readonly log: ServiceLogger,
+    private readonly cache?: ChatCache | null,
   ) {}
 
   /**
@@ -80,6 +82,12 @@ export class ChatService {
   async chat(req: ChatRequest, ctx: RequestContext, onToken?: (t: ChatToken) => void): Promise<ChatResult> {
     const engine = this.host.require();
     const started = performance.now();
+    // Deterministic requests only (greedy or seeded); streaming too, a hit arriving as whole pieces.
+    const cacheKey = this.cache?.keyFor(engine.info.name, req);
+    if (this.cache && cacheKey) {
+      const hit = await this.cache.get(engine.info.name, cacheKey);
+      if (hit) return this.fromCache(hit, ctx, started, onToken);
+    }
     const seed = req.seed ?? randomInt(0, 2 ** 32 - 1);
     let index = 0;
     const run = async (prompt: string, phase: ChatPhase, temperature: number, seedOffset: number) => {
@@ -118,7 +126,7 @@ export class ChatService {
         steps++;
       }
     }
-    return this.result(engine, ctx, {
+    const result = this.result(engine, ctx, {
       started,
       seed,
       promptTokens: first.promptTokens,
@@ -129,6 +137,28 @@ export class ChatService {
       refineUsage: req.mode === 'refine' ? refineUsage : null,
       ttft: first.timeToFirstTokenMs,
     });
+    if (this.cache && cacheKey) await this.cache.set(engine.info.name, result, cacheKey);
+    return result;
+  }
+
+  /** A cached answer with this request's id and latency; streamed as one piece per phase. */
+  private fromCache(hit: CachedChat, ctx: RequestContext, started: number, onToken?: (t: ChatToken) => void): ChatResult {
+    if (onToken) {
+      const pieces: Array<[string | null, ChatPhase]> = hit.refined
+        ? [[hit.originalResponse, 'answer'], [hit.critique, 'critique'], [hit.response, 'rewrite']]
+        : [[hit.response, 'answer']];
+      let index = 0;
+      for (const [text, phase] of pieces) if (text) onToken({ text, index: index++, phase });
+    }
+    ctx.usage = { promptTokens: hit.promptTokens, completionTokens: hit.completionTokens, cacheHit: true };
+    return {
+      ...hit,
+      requestId: ctx.requestId,
+      latencyMs: Math.round(performance.now() - started),
+      cacheHit: true,
+      timeToFirstTokenMs: null,
+      interTokenLatencyMs: null,
+    };
   }
 
   private params(req: ChatRequest, temperature: number, seed: number): SamplingParams {

@@ -1,5 +1,6 @@
 import { serviceUnavailable } from '../errors.js';
 import type { ModelHost } from './model-host.js';
+import type { RedisState } from './redis.js';
 
 export interface HealthReport {
   status: 'ok' | 'loading' | 'degraded';
@@ -13,6 +14,8 @@ export interface HealthReport {
   queueDepth: number;
   /** Sequences in the running batch. */
   runningBatch: number;
+  /** The shared Redis (limits, cache) when REDIS_URL is set, else null. */
+  redis: RedisState | null;
 }
 
 /** Liveness, readiness and the health report. */
@@ -23,20 +26,25 @@ export class HealthService {
   constructor(
     private readonly host: ModelHost,
     private readonly version: string,
+    private readonly redis?: { readonly state: RedisState } | null,
   ) {}
 
   report(): HealthReport {
     const state = this.host.state;
+    // Redis away: the server still serves (fail open), but limits are per process and the cache misses.
+    const redis = this.redis?.state ?? null;
+    const redisDown = redis === 'unavailable';
     return {
-      status: state === 'ready' ? 'ok' : state === 'loading' ? 'loading' : 'degraded',
+      status: state === 'loading' ? 'loading' : state === 'ready' && !redisDown ? 'ok' : 'degraded',
       model: this.host.modelName,
       device: 'cpu',
       modelLoaded: state === 'ready',
       uptimeS: Math.round((Date.now() - this.startedAt) / 100) / 10,
       version: this.version,
-      reason: this.host.reason ?? null,
+      reason: this.host.reason ?? (redisDown ? 'redis unavailable: rate limits per process, response cache off' : null),
       queueDepth: this.host.engine?.load.waiting ?? 0,
       runningBatch: this.host.engine?.load.running ?? 0,
+      redis,
     };
   }
 

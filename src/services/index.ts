@@ -2,13 +2,17 @@ import type { Storage } from '../storage/types.js';
 import { Authenticator } from './auth.js';
 import { BatchEvalService } from './batch-evals.js';
 import { ChatService } from './chat.js';
+import { ChatCache } from './chat-cache.js';
 import { DatasetService } from './datasets/service.js';
 import { EvaluationService, Scorer } from './evaluation.js';
 import { HealthService } from './health.js';
 import type { ModelHost } from './model-host.js';
+import { RateLimiter } from './rate-limit.js';
+import { SharedRedis } from './redis.js';
 
 export interface ServiceLog {
   info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
 
@@ -21,6 +25,10 @@ export interface Services {
   datasets: DatasetService;
   evaluations: EvaluationService;
   batchEvals: BatchEvalService;
+  /** Per-API-key request limits; each surface consumes once per HTTP request. */
+  rateLimit: RateLimiter;
+  /** The Redis connection limits and cache share (REDIS_URL), else null; close it at shutdown. */
+  redis: SharedRedis | null;
 }
 
 export function buildServices(opts: {
@@ -29,15 +37,39 @@ export function buildServices(opts: {
   apiKeys: readonly string[];
   version: string;
   log: ServiceLog;
+  /** Limits and cache live in Redis when set, else in process memory. */
+  redisUrl?: string | undefined;
+  redisKeyPrefix?: string;
+  /** 0 or unset: no limits. */
+  rateLimitPerMinute?: number;
+  /** ttlSeconds 0 or unset: no response cache. */
+  chatCache?: { ttlSeconds: number; maxEntries: number };
 }): Services {
   const scorer = new Scorer(opts.host);
+  const redis = opts.redisUrl ? new SharedRedis(opts.redisUrl, opts.log) : null;
+  const keyPrefix = opts.redisKeyPrefix ?? 'inference-server';
+  const rateLimit = new RateLimiter({
+    perMinute: opts.rateLimitPerMinute ?? 0,
+    redis,
+    keyPrefix,
+  });
+  const chatCache =
+    opts.chatCache && opts.chatCache.ttlSeconds > 0
+      ? new ChatCache({
+          ...opts.chatCache,
+          redis,
+          keyPrefix,
+        })
+      : null;
   return {
     host: opts.host,
     auth: new Authenticator(opts.apiKeys),
-    health: new HealthService(opts.host, opts.version),
-    chat: new ChatService(opts.host, opts.log),
+    health: new HealthService(opts.host, opts.version, redis),
+    chat: new ChatService(opts.host, opts.log, chatCache),
     datasets: new DatasetService(opts.storage),
     evaluations: new EvaluationService(opts.storage, scorer, opts.host),
     batchEvals: new BatchEvalService(opts.storage, opts.host, scorer, opts.log),
+    rateLimit,
+    redis,
   };
 }

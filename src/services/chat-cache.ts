@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { ChatRequest } from './chat-schema.js';
+import type { ChatResult } from './chat.js';
+import type { SharedRedis } from './redis.js';
+
+/** What a cache entry keeps: the answer, without what belongs to one request (id, timings, hit flag). */
+export type CachedChat = Omit<ChatResult, 'requestId' | 'latencyMs' | 'cacheHit' | 'timeToFirstTokenMs' | 'interTokenLatencyMs'>;
+
+export interface ChatCacheOptions {
+  /** Entry lifetime; 0 turns the cache off. */
+  ttlSeconds: number;
+  /** Most entries kept in memory (least recently used go first). */
+  maxEntries: number;
+  /** With Redis, entries live there, shared by every process on it. */
+  redis?: SharedRedis | null;
+  /** Prefix of the Redis keys (`<prefix>:chat:<model>:<sha256>`). */
+  keyPrefix?: string;
+  /** Called on every lookup of a cacheable request (the metrics hook). */
+  onLookup?: (hit: boolean) => void;
+}
+
+/**
+ * A request whose answer is fully determined by its parameters: greedy
+ * (temperature 0; in refine mode the critique greedy too) or explicitly
+ * seeded. Unseeded sampling is never cached.
+ */
+export function isDeterministic(req: ChatRequest): boolean {
+  if (req.seed !== undefined) return true;
+  return req.temperature === 0 && (req.mode === 'single' || req.critique_temperature === 0);
+}
+
+/** SHA-256 over the model and every parameter that changes the output (never `stream`). */
+export function chatCacheKey(model: string, req: ChatRequest): string {
+  const parts = [
+    model,
+    req.prompt,
+    req.max_new_tokens,
+    req.temperature,
+    req.top_p,
+    req.top_k,
+    req.repetition_penalty,
+    req.seed ?? null,
+    req.stop,
+    req.mode,
+    req.refine_steps,
+    req.critique_temperature,
+  ];
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+interface Store {
+  get(model: string, key: string): Promise<CachedChat | undefined>;
+  set(model: string, key: string, value: CachedChat): Promise<void>;
+}
+
+class MemoryStore implements Store {
+  private readonly lru: LRUCache<string, CachedChat>;
+  constructor(ttlSeconds: number, maxEntries: number) {
+    this.lru = new LRUCache({ max: maxEntries, ttl: ttlSeconds * 1000 });
+  }
+  async get(model: string, key: string) {
+    return this.lru.get(`${model}:${key}`);
+  }
+  async set(model: string, key: string, value: CachedChat) {
+    this.lru.set(`${model}:${key}`, value);
+  }
+}
+
+/** Redis failures are misses (logged once per outage by SharedRedis); serving goes on. */
+class RedisStore implements Store {
+  constructor(
+    private readonly redis: SharedRedis,
+    private readonly prefix: string,
+    private readonly ttlSeconds: number,
+  ) {}
+  private name(model: string, key: string) {
+    return `${this.prefix}:chat:${model}:${key}`;
+  }
+  async get(model: string, key: string) {
+    await this.redis.settled();
+    if (this.redis.state !== 'ok') return undefined;
+    try {
+      const raw = await this.redis.client.get(this.name(model, key));
+      return raw === null ? undefined : (JSON.parse(raw) as CachedChat);
+    } catch (err) {
+      this.redis.down(err);
+      return undefined;
+    }
+  }
+  async set(model: string, key: string, value: CachedChat) {
+    if (this.redis.state !== 'ok') return;
+    try {
+      await this.redis.client.set(this.name(model, key), JSON.stringify(value), 'EX', this.ttlSeconds);
+    } catch (err) {
+      this.redis.down(err);
+    }
+  }
+}
+
+/**
+ * The response cache for deterministic chat requests: lru-cache in memory,
+ * or Redis (SET with EX, JSON values) when configured. Only successful
+ * answers are stored; errors and cancellations never reach it.
+ */
+export class ChatCache {
+  private readonly store: Store;
+
+  constructor(private readonly opts: ChatCacheOptions) {
+    this.store = opts.redis
+      ? new RedisStore(opts.redis, opts.keyPrefix ?? 'inference-server', opts.ttlSeconds)
+      : new MemoryStore(opts.ttlSeconds, opts.maxEntries);
+  }
+
+  /** The cache key of a cacheable request, or undefined when its answer may not be cached. */
+  keyFor(model: string, req: ChatRequest): string | undefined {
+    return isDeterministic(req) ? chatCacheKey(model, req) : undefined;
+  }
+
+  async get(model: string, key: string): Promise<CachedChat | undefined> {
+    const hit = await this.store.get(model, key);
+    this.opts.onLookup?.(hit !== undefined);
+    return hit;
+  }
+
+  async set(model: string, result: ChatResult, key: string): Promise<void> {
+    const { requestId: _r, latencyMs: _l, cacheHit: _c, timeToFirstTokenMs: _t, interTokenLatencyMs: _i, ...entry } = result;
+    await this.store.set(model, key, entry);
+  }
+}

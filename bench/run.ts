@@ -198,7 +198,9 @@ function serverEnv(extra: Record<string, string>): Record<string, string | undef
   delete e['API_KEYS'];
   delete e['TOKENIZER_PATH'];
   delete e['MODEL_DIR'];
-  return { ...e, PORT: '0', HOST: '127.0.0.1', API_KEY, ...extra };
+  // One key sending a load test's traffic: no rate limit, and no response cache (a repeated
+  // seeded request would skip the engine), unless the caller's environment asks for them.
+  return { RATE_LIMIT_PER_MINUTE: '0', CHAT_CACHE_TTL_SECONDS: '0', ...e, PORT: '0', HOST: '127.0.0.1', API_KEY, ...extra };
 }
 
 async function startRealServer(m: ModelSetup, o: Options): Promise<ServerHandle> {

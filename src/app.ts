@@ -4,6 +4,8 @@ import { chatRouter } from './rest/chat-routes.js';
 import { datasetRouter } from './rest/dataset-routes.js';
 import { evaluationRouter } from './rest/evaluation-routes.js';
 import { healthRouter } from './rest/health-routes.js';
+import { metricsMiddleware } from './rest/metrics-middleware.js';
+import { metricsRouter } from './rest/metrics-routes.js';
 import { rateLimit } from './rest/rate-limit.js';
 import { requestLog } from './rest/request-log.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
@@ -21,6 +23,7 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(metricsMiddleware(services.metrics, app));
   app.use(requestContext());
   app.use(requestLog(log));
   app.use(healthRouter(services.health));
@@ -35,8 +38,9 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   app.use(chatRouter(services.chat, maxBodyBytes, log));
   app.use(datasetRouter(services.datasets));
   app.use(evaluationRouter(services.evaluations, services.batchEvals, maxBodyBytes));
+  app.use(metricsRouter(services.metrics));
 
   app.use(notFoundHandler);
-  app.use(errorHandler(log));
+  app.use(errorHandler(log, services.metrics));
   return app;
 }

@@ -5,6 +5,7 @@ import { Engine } from './engine/engine.js';
 import { materializeModel, ModelSourceError, offlineMessage, resolveModelSource, type ModelSource } from './engine/model-source.js';
 import { buildServices } from './services/index.js';
 import { createLogger, loggableConfig } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
 import { openStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
 import { ModelHost } from './services/model-host.js';
@@ -37,12 +38,15 @@ async function main(): Promise<void> {
   }
   log.info({ storage: storage.kind }, 'storage ready');
   const host = new ModelHost(source.name);
+  // Queue depth, running batch and load time are read from the host at scrape time.
+  const metrics = new Metrics({ source: host });
   const services = buildServices({
     host,
     storage,
     apiKeys: config.apiKeys,
     version: VERSION,
     log,
+    metrics,
     redisUrl: config.redisUrl,
     redisKeyPrefix: config.redisKeyPrefix,
     rateLimitPerMinute: config.rateLimitPerMinute,
@@ -113,6 +117,7 @@ async function main(): Promise<void> {
       source: source.kind === 'hub' ? source.id : dir,
       threads: config.ortThreads,
       graph: config.engineGraph,
+      onGeneration: (r) => metrics.observeGeneration(r),
       limits: {
         maxBatchSize: config.maxBatchSize,
         maxWaiting: config.maxWaitingRequests,

@@ -18,6 +18,8 @@ export interface EngineOptions {
   limits: SchedulerLimits;
   /** `auto` runs the fused graph when the directory has one, else the plain graph. */
   graph?: 'auto' | 'plain';
+  /** Called with every finished generation (cancelled ones included), e.g. to record metrics. */
+  onGeneration?: (result: GenerationResult) => void;
 }
 
 /**
@@ -26,6 +28,7 @@ export interface EngineOptions {
  */
 export class Engine {
   private readonly scheduler: Scheduler;
+  private readonly onGeneration: ((result: GenerationResult) => void) | undefined;
   readonly info: ModelInfo;
 
   private constructor(
@@ -35,6 +38,7 @@ export class Engine {
     opts: EngineOptions,
   ) {
     this.scheduler = new Scheduler(backend, tokenizer, new Set(config.eosTokenIds), opts.limits);
+    this.onGeneration = opts.onGeneration;
     this.info = {
       name: opts.name,
       architecture: config.modelType,
@@ -90,7 +94,7 @@ export class Engine {
     const bounded = { ...params, maxNewTokens: Math.min(params.maxNewTokens, room) };
     const outcome = await this.scheduler.submit(promptIds, bounded, opts);
     const { firstTokenAt, lastTokenAt, completionTokens } = outcome;
-    return {
+    const result: GenerationResult = {
       text: outcome.text,
       promptTokens: promptIds.length,
       completionTokens,
@@ -102,6 +106,8 @@ export class Engine {
           ? (lastTokenAt - firstTokenAt) / (completionTokens - 1)
           : null,
     };
+    this.onGeneration?.(result);
+    return result;
   }
 
   async close(): Promise<void> {

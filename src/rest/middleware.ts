@@ -72,10 +72,11 @@ export interface ErrorLogger {
   error(obj: object, msg: string): void;
 }
 
-/** The one place REST maps errors to the contract's envelope. */
-export function errorHandler(log: ErrorLogger): ErrorRequestHandler {
+/** The one place REST maps errors to the contract's envelope (and counts them by code). */
+export function errorHandler(log: ErrorLogger, metrics?: { error(code: string): void }): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const mapped = fromBodyParser(err) ?? toPublicError(err);
+    metrics?.error(mapped.code);
     const requestId = req.ctx?.requestId ?? requestIdFrom(undefined);
     if (!(err instanceof AppError) && mapped.code === 'internal_error') {
       log.error({ err, request_id: requestId, path: req.path }, 'unhandled error');

@@ -3,6 +3,7 @@ import './health.js';
 import './chat.js';
 import './datasets.js';
 import './evaluations.js';
+import './metrics.js';
 
 /** The whole GraphQL schema, built from the domain files above. */
 export const schema = builder.toSchema({ sortSchema: true });

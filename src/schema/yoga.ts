@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { GraphQLError } from 'graphql';
+import { getOperationAST, GraphQLError, type DocumentNode } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { AppError, HTTP_STATUS, toPublicError } from '../errors.js';
 import { rateLimitedError, rateLimitHeaders } from '../services/rate-limit.js';
 import type { Services } from '../services/index.js';
 import type { ErrorLogger } from '../rest/middleware.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { GraphQLContext } from './context.js';
 import { schema } from './index.js';
 
@@ -62,6 +63,27 @@ const contractCodes = (): Plugin => ({
   },
 });
 
+/**
+ * Tags the request with its operation type (for the HTTP metrics' label) and
+ * counts every error a response carries by its final contract code. Runs
+ * after contractCodes, so GraphQL's own errors count as invalid_request.
+ */
+const metricsPlugin = (metrics: Metrics): Plugin => {
+  const tag = ({ args }: { args: { document: DocumentNode; operationName?: string | null; contextValue: unknown } }) => {
+    const ctx = (args.contextValue as Partial<GraphQLContext>).ctx;
+    const op = getOperationAST(args.document, args.operationName);
+    if (ctx && op) ctx.operationType = op.operation;
+  };
+  return {
+    onExecute: tag,
+    onSubscribe: tag,
+    onResultProcess({ result }) {
+      if (Array.isArray(result) || Symbol.asyncIterator in result) return;
+      for (const e of result.errors ?? []) metrics.error(String(e.extensions?.code ?? 'internal_error'));
+    },
+  };
+};
+
 /** The GraphQL surface: yoga over the Pothos schema, sharing the REST request context. */
 export function buildYoga(services: Services, log: ErrorLogger) {
   return createYoga<ServerContext, GraphQLContext>({
@@ -69,7 +91,7 @@ export function buildYoga(services: Services, log: ErrorLogger) {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: { title: 'Inference server', defaultQuery: '{ health { status model modelLoaded } }' },
-    plugins: [contractCodes()],
+    plugins: [contractCodes(), metricsPlugin(services.metrics)],
     context: async ({ req, res }) => {
       const ctx = req.ctx;
       if (!ctx) throw new Error('request context missing');

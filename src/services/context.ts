@@ -5,6 +5,8 @@ export interface RequestContext {
   keyId: string | null;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
+  /** The GraphQL operation's type (query, mutation, subscription), for metrics. */
+  operationType?: string;
   /** Set by a service that generated text, for the request log. */
   usage?: { promptTokens: number; completionTokens: number; cacheHit: boolean };
 }

@@ -9,6 +9,7 @@ import { HealthService } from './health.js';
 import type { ModelHost } from './model-host.js';
 import { RateLimiter } from './rate-limit.js';
 import { SharedRedis } from './redis.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export interface ServiceLog {
   info(obj: object, msg: string): void;
@@ -29,6 +30,8 @@ export interface Services {
   rateLimit: RateLimiter;
   /** The Redis connection limits and cache share (REDIS_URL), else null; close it at shutdown. */
   redis: SharedRedis | null;
+  /** Every metric; created once in main.ts. */
+  metrics: Metrics;
 }
 
 export function buildServices(opts: {
@@ -37,6 +40,7 @@ export function buildServices(opts: {
   apiKeys: readonly string[];
   version: string;
   log: ServiceLog;
+  metrics: Metrics;
   /** Limits and cache live in Redis when set, else in process memory. */
   redisUrl?: string | undefined;
   redisKeyPrefix?: string;
@@ -52,6 +56,7 @@ export function buildServices(opts: {
     perMinute: opts.rateLimitPerMinute ?? 0,
     redis,
     keyPrefix,
+    onReject: () => opts.metrics.rateLimited(),
   });
   const chatCache =
     opts.chatCache && opts.chatCache.ttlSeconds > 0
@@ -59,6 +64,7 @@ export function buildServices(opts: {
           ...opts.chatCache,
           redis,
           keyPrefix,
+          onLookup: (hit) => (hit ? opts.metrics.cacheHit() : opts.metrics.cacheMiss()),
         })
       : null;
   return {
@@ -69,6 +75,7 @@ export function buildServices(opts: {
     datasets: new DatasetService(opts.storage),
     evaluations: new EvaluationService(opts.storage, scorer, opts.host),
     batchEvals: new BatchEvalService(opts.storage, opts.host, scorer, opts.log),
+    metrics: opts.metrics,
     rateLimit,
     redis,
   };

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authHeaders, gql, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+
+const API_KEY_2 = 'test-key-2';
 import { parseExposition, sampleValue, type Family } from '../helpers/prometheus-text.js';
 
 describe.skipIf(!hasStories)('contract section 6: metrics', () => {
@@ -46,6 +48,9 @@ describe.skipIf(!hasStories)('contract section 6: metrics', () => {
       expect(r.status).toBe(200);
       chats.push(r.json);
     }
+    // The first request again: answered from the response cache, so no generation and no new tokens.
+    const again = await postJson(`${server.url}/v1/chat`, { prompt: 'Once upon a time, number 0 saw', temperature: 0, max_new_tokens: 6 });
+    expect(again.json.cache_hit).toBe(true);
     const M = 2;
     for (const path of ['/v1/datasets-nope/ds_abc123', '/v1/no/such/route']) {
       expect((await fetch(server.url + path, { headers: authHeaders })).status).toBe(404);
@@ -65,7 +70,9 @@ describe.skipIf(!hasStories)('contract section 6: metrics', () => {
     );
     const delta = (name: string, labels: Record<string, string> = {}) => sampleValue(after, name, labels) - v0(name, labels);
 
-    expect(delta('http_requests_total', { ...chatRoute, status_class: '2xx' })).toBe(N);
+    expect(delta('http_requests_total', { ...chatRoute, status_class: '2xx' })).toBe(N + 1);
+    expect(delta('cache_misses_total')).toBe(N);
+    expect(delta('cache_hits_total')).toBe(1);
     expect(delta('http_requests_total', { ...chatRoute, status_class: '4xx' })).toBe(1);
     expect(delta('http_requests_total', { route: 'unmatched', method: 'GET', status_class: '4xx' })).toBe(M);
     expect(delta('http_requests_total', { route: '/v1/datasets/:id', method: 'GET', status_class: '4xx' })).toBe(1);
@@ -74,7 +81,7 @@ describe.skipIf(!hasStories)('contract section 6: metrics', () => {
     // The first scrape itself, counted once it finished.
     expect(delta('http_requests_total', { route: '/v1/metrics', method: 'GET', status_class: '2xx' })).toBeGreaterThanOrEqual(1);
     // The histogram counts every request the counter does.
-    expect(delta('http_request_duration_seconds_count', { ...chatRoute, status_class: '2xx' })).toBe(N);
+    expect(delta('http_request_duration_seconds_count', { ...chatRoute, status_class: '2xx' })).toBe(N + 1);
 
     const completion = chats.reduce((s, c) => s + c.completion_tokens, 0);
     const prompt = chats.reduce((s, c) => s + c.prompt_tokens, 0);
@@ -131,9 +138,10 @@ describe.skipIf(!hasStories)('contract section 6: metrics', () => {
     expect(j.requests.latency_ms.p50).toBeGreaterThanOrEqual(0);
     expect(j.requests.latency_ms.p99).toBeGreaterThanOrEqual(j.requests.latency_ms.p50);
     const chatRoute = j.requests.routes.find((x: any) => x.route === '/v1/chat' && x.method === 'POST');
-    expect(chatRoute.by_status_class['2xx']).toBeGreaterThanOrEqual(3);
+    expect(chatRoute.by_status_class['2xx']).toBeGreaterThanOrEqual(4);
+    expect(j.cache.hits).toBeGreaterThanOrEqual(1);
     expect(j.errors.by_code.not_found).toBeGreaterThanOrEqual(3);
-    expect(j.cache).toEqual({ hits: expect.any(Number), misses: expect.any(Number), hit_rate: j.cache.hits + j.cache.misses > 0 ? expect.any(Number) : null });
+    expect(j.cache.hit_rate).toBeCloseTo(j.cache.hits / (j.cache.hits + j.cache.misses), 3);
     expect(typeof j.rate_limit.rejections).toBe('number');
     expect(j.inference.completion_tokens).toBeGreaterThan(0);
     expect(j.inference.prompt_tokens).toBeGreaterThan(0);
@@ -162,5 +170,30 @@ describe.skipIf(!hasStories)('contract section 6: metrics', () => {
     expect(m.requests.routes.some((x: any) => x.route === '/v1/chat')).toBe(true);
     expect(m.modelLoadSeconds).toBe(j.model.load_seconds);
     expect(m.percentileWindow).toBe(1000);
+  });
+});
+
+describe.skipIf(!hasStories)('metrics: rate-limit rejections', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ RATE_LIMIT_PER_MINUTE: '2' });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('counts every 429, under the route it was refused on', async () => {
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await fetch(`${server.url}/v1/datasets`, { headers: authHeaders })).status);
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    // The limit is per key: the other key can still scrape.
+    const other = { 'x-api-key': API_KEY_2 };
+    const res = await fetch(`${server.url}/v1/metrics?format=prometheus`, { headers: other });
+    expect(res.status).toBe(200);
+    const f = parseExposition(await res.text());
+    expect(sampleValue(f, 'rate_limit_rejections_total')).toBe(2);
+    expect(sampleValue(f, 'errors_total', { code: 'rate_limited' })).toBe(2);
+    expect(sampleValue(f, 'http_requests_total', { route: '/v1/datasets', method: 'GET', status_class: '4xx' })).toBe(2);
+    expect(sampleValue(f, 'http_requests_total', { route: '/v1/datasets', method: 'GET', status_class: '2xx' })).toBe(2);
   });
 });

@@ -82,11 +82,12 @@ export class ChatService {
   async chat(req: ChatRequest, ctx: RequestContext, onToken?: (t: ChatToken) => void): Promise<ChatResult> {
     const engine = this.host.require();
     const started = performance.now();
-    // Deterministic requests only (greedy or seeded); streaming too, a hit arriving as whole pieces.
+    // Deterministic requests only (greedy or seeded). A stream always generates, token by token
+    // (its client wants them as they come, and their timings); its answer is stored all the same.
     const cacheKey = this.cache?.keyFor(engine.info.name, req);
-    if (this.cache && cacheKey) {
+    if (this.cache && cacheKey && !onToken) {
       const hit = await this.cache.get(engine.info.name, cacheKey);
-      if (hit) return this.fromCache(hit, ctx, started, onToken);
+      if (hit) return this.fromCache(hit, ctx, started);
     }
     const seed = req.seed ?? randomInt(0, 2 ** 32 - 1);
     let index = 0;
@@ -141,15 +142,8 @@ export class ChatService {
     return result;
   }
 
-  /** A cached answer with this request's id and latency; streamed as one piece per phase. */
-  private fromCache(hit: CachedChat, ctx: RequestContext, started: number, onToken?: (t: ChatToken) => void): ChatResult {
-    if (onToken) {
-      const pieces: Array<[string | null, ChatPhase]> = hit.refined
-        ? [[hit.originalResponse, 'answer'], [hit.critique, 'critique'], [hit.response, 'rewrite']]
-        : [[hit.response, 'answer']];
-      let index = 0;
-      for (const [text, phase] of pieces) if (text) onToken({ text, index: index++, phase });
-    }
+  /** A cached answer with this request's id and latency. */
+  private fromCache(hit: CachedChat, ctx: RequestContext, started: number): ChatResult {
     ctx.usage = { promptTokens: hit.promptTokens, completionTokens: hit.completionTokens, cacheHit: true };
     return {
       ...hit,

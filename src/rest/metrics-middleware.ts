@@ -88,8 +88,10 @@ export function metricsMiddleware(metrics: Metrics, app: Express): RequestHandle
       if (recorded) return;
       recorded = true;
       const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
+      // Kept for the request log, so both name routes the same way.
+      res.locals.route = routeLabel(req, status, lazyTemplates);
       metrics.observeRequest({
-        route: routeLabel(req, status, lazyTemplates),
+        route: res.locals.route as string,
         method: req.method,
         status,
         durationSeconds: (performance.now() - started) / 1000,

@@ -10,7 +10,8 @@ export function requestLog(log: Logger): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     res.on('close', () => {
-      const route = routeOf(req.route?.path as unknown, req.baseUrl, req.path);
+      // The metrics middleware (mounted first) has labelled the route by then.
+      const route = typeof res.locals.route === 'string' ? res.locals.route : 'unmatched';
       const usage = req.ctx?.usage;
       log.info(
         {
@@ -30,14 +31,4 @@ export function requestLog(log: Logger): RequestHandler {
     });
     next();
   };
-}
-
-/** The matched route's template (an alias list names the alias used), or `unmatched`. */
-function routeOf(path: unknown, baseUrl: string, actual: string): string {
-  if (typeof path === 'string') return `${baseUrl}${path}`;
-  if (Array.isArray(path)) {
-    const hit = path.find((p) => p === actual) ?? path[0];
-    return typeof hit === 'string' ? `${baseUrl}${hit}` : 'unmatched';
-  }
-  return 'unmatched';
 }

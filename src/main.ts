@@ -75,7 +75,12 @@ async function main(): Promise<void> {
     services.health.drain();
     // Batch runs stop taking records; they stay `running` in storage and resume at the next start.
     void services.batchEvals.stop();
+    // Keep-alive connections between requests would hold close() open; close them as they go idle.
+    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+    let finishing = false;
     const finish = (reason: string) => {
+      if (finishing) return;
+      finishing = true;
       clearInterval(idleSweep);
       log.info({ reason }, 'closing storage and model');
       void Promise.allSettled([storage.close(), host.engine?.close(), services.redis?.close()]).finally(() => {
@@ -84,9 +89,7 @@ async function main(): Promise<void> {
       });
     };
     server.close(() => finish('all requests finished'));
-    // Keep-alive connections between requests would hold close() open; close them as they go idle.
     server.closeIdleConnections();
-    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
     setTimeout(() => {
       log.warn('grace period over: closing the remaining connections');
       server.closeAllConnections();

@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # Build stage: production dependencies only (onnxruntime-node ships its CPU build in the package).
 FROM node:20-slim AS deps
+# better-sqlite3 is a native addon: when no prebuilt binary matches, npm compiles it.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund

@@ -50,8 +50,26 @@ export class FusedBackend implements BatchBackend {
     return this.batch.append(prompts.map((p) => [...p]));
   }
 
-  step(tokens: readonly number[]): Promise<Float32Array[]> {
-    return this.batch.step([...tokens]);
+  /** Runs each stretch of consecutive rows that have a token as one run (rows being prefilled are skipped). */
+  async step(tokens: readonly (number | null)[]): Promise<(Float32Array | null)[]> {
+    const out: (Float32Array | null)[] = new Array<Float32Array | null>(tokens.length).fill(null);
+    let r = 0;
+    while (r < tokens.length) {
+      if (tokens[r] === null) {
+        r++;
+        continue;
+      }
+      const first = r;
+      const run: number[] = [];
+      while (r < tokens.length && tokens[r] !== null) run.push(tokens[r++]!);
+      const logits = await this.batch.stepRange(first, run);
+      logits.forEach((l, i) => (out[first + i] = l));
+    }
+    return out;
+  }
+
+  extend(row: number, tokens: readonly number[]): Promise<Float32Array> {
+    return this.batch.extend(row, [...tokens]);
   }
 
   remove(rows: readonly number[]): number[] {

@@ -131,10 +131,16 @@ export class KvBatch {
   /** One decode step: `tokens[r]` is appended to row r for every live row; returns each row's logits [vocab]. */
   async step(tokens: number[]): Promise<Float32Array[]> {
     if (tokens.length !== this.size) throw new RangeError(`step needs one token per row: ${tokens.length} tokens for ${this.size} rows`);
+    return this.stepRange(0, tokens);
+  }
+
+  /** One decode step for rows first..first+tokens.length-1 only (the others are left as they are). */
+  async stepRange(first: number, tokens: number[]): Promise<Float32Array[]> {
     if (tokens.length === 0) return [];
-    for (let r = 0; r < tokens.length; r++) this.checkLength(1, this.lengths[r]!);
+    if (first < 0 || first + tokens.length > this.size) throw new RangeError(`rows ${first}..${first + tokens.length - 1} are not all live (size ${this.size})`);
+    for (let r = 0; r < tokens.length; r++) this.checkLength(1, this.lengths[first + r]!);
     return this.run(
-      0,
+      first,
       tokens.map((t) => [t]),
     );
   }

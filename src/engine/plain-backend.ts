@@ -51,7 +51,8 @@ export class PlainBackend implements BatchBackend {
     return out.lastLogits;
   }
 
-  async step(tokens: readonly number[]): Promise<Float32Array[]> {
+  async step(tokens: readonly (number | null)[]): Promise<(Float32Array | null)[]> {
+    if (tokens.some((t) => t === null)) throw new Error('the plain backend prefills prompts whole: no row can be skipped');
     const n = this.size;
     const L = this.maxLen;
     const mask = new BigInt64Array(n * (L + 1));
@@ -66,7 +67,7 @@ export class PlainBackend implements BatchBackend {
     const out = await this.runner.forward({
       batch: n,
       seq: 1,
-      inputIds: BigInt64Array.from(tokens, BigInt),
+      inputIds: BigInt64Array.from(tokens as number[], BigInt),
       attentionMask: mask,
       positionIds: positions,
       past,

@@ -10,7 +10,11 @@ export interface SchedulerLimits {
   maxBatchSize: number;
   /** Most requests waiting to join the batch; beyond it, 503 at once. */
   maxWaiting: number;
-  /** Prompt tokens prefilled per step (a longer prompt is admitted alone). */
+  /**
+   * Prompt tokens prefilled per step. A longer prompt is prefilled in chunks
+   * of this size, one per step, between decode steps (where the backend can
+   * extend a row; otherwise it is prefilled whole, alone in its step).
+   */
   maxPrefillTokens: number;
 }
 
@@ -37,6 +41,8 @@ class Sequence {
   firstTokenAt: number | null = null;
   lastTokenAt: number | null = null;
   finished: FinishReason | null = null;
+  /** Prompt tokens not yet prefilled (a long prompt is prefilled in chunks, one per step). */
+  pending: number[] = [];
 
   constructor(
     readonly promptIds: readonly number[],
@@ -132,11 +138,15 @@ export class Scheduler {
     try {
       while (this.waiting.length > 0 || this.rows.length > 0) {
         try {
-          await this.admit();
+          const chunked = await this.prefillChunk();
+          await this.admit(this.limits.maxPrefillTokens - chunked);
           this.dropFinished();
-          if (this.rows.length > 0) {
-            const logits = await this.backend.step(this.rows.map((s) => s.ids[s.ids.length - 1]!));
-            this.rows.forEach((s, r) => this.accept(s, logits[r]!));
+          if (this.rows.some((s) => s.pending.length === 0)) {
+            const logits = await this.backend.step(this.rows.map((s) => (s.pending.length > 0 ? null : s.ids[s.ids.length - 1]!)));
+            this.rows.forEach((s, r) => {
+              const l = logits[r];
+              if (l) this.accept(s, l);
+            });
             this.dropFinished();
           }
         } catch (err) {
@@ -153,8 +163,23 @@ export class Scheduler {
     }
   }
 
-  /** Moves waiting requests into the batch within the row and prefill budgets. */
-  private async admit(): Promise<void> {
+  /**
+   * The next chunk of the one prompt being prefilled in chunks, if any;
+   * returns the prompt tokens it used of this step's budget. Chunks have a
+   * fixed size, so a request's computation does not depend on its company.
+   */
+  private async prefillChunk(): Promise<number> {
+    const row = this.rows.findIndex((s) => s.pending.length > 0);
+    if (row < 0) return 0;
+    const s = this.rows[row]!;
+    const chunk = s.pending.splice(0, this.limits.maxPrefillTokens);
+    const logits = await this.backend.extend!(row, chunk);
+    if (s.pending.length === 0) this.accept(s, logits);
+    return chunk.length;
+  }
+
+  /** Moves waiting requests into the batch within the row limit and this step's prefill budget. */
+  private async admit(budget: number): Promise<void> {
     for (let i = this.waiting.length - 1; i >= 0; i--) {
       const s = this.waiting[i]!;
       if (s.cancelled) {
@@ -162,26 +187,41 @@ export class Scheduler {
         s.reject(cancelledError());
       }
     }
+    const chunking = this.backend.extend !== undefined;
+    const oneChunking = this.rows.some((s) => s.pending.length > 0);
     const admitted: Sequence[] = [];
-    let budget = this.limits.maxPrefillTokens;
+    const prompts: number[][] = [];
     while (this.waiting.length > 0 && this.rows.length + admitted.length < this.capacity) {
       const next = this.waiting[0]!;
-      if (admitted.length > 0 && next.promptIds.length > budget) break;
+      const len = next.promptIds.length;
+      if (len > this.limits.maxPrefillTokens && chunking) {
+        // A long prompt starts alone, with its first chunk; the rest follows one chunk per step.
+        if (admitted.length > 0 || oneChunking || budget < this.limits.maxPrefillTokens) break;
+        next.pending = next.promptIds.slice(this.limits.maxPrefillTokens);
+        prompts.push(next.promptIds.slice(0, this.limits.maxPrefillTokens));
+      } else {
+        // The first short prompt may exceed a budget no chunk is using (else it could starve).
+        if (len > budget && (admitted.length > 0 || oneChunking)) break;
+        prompts.push([...next.promptIds]);
+      }
       this.waiting.shift();
-      budget -= next.promptIds.length;
+      budget -= prompts.at(-1)!.length;
       next.admittedAt = performance.now();
       admitted.push(next);
+      if (next.pending.length > 0) break;
     }
     if (admitted.length === 0) return;
     let logits: Float32Array[];
     try {
-      logits = await this.backend.append(admitted.map((s) => s.promptIds));
+      logits = await this.backend.append(prompts);
     } catch (err) {
       for (const s of admitted) s.reject(err);
       throw err;
     }
     this.rows.push(...admitted);
-    admitted.forEach((s, i) => this.accept(s, logits[i]!));
+    admitted.forEach((s, i) => {
+      if (s.pending.length === 0) this.accept(s, logits[i]!);
+    });
   }
 
   /** Samples one row's next token and hands its text on. */

@@ -98,3 +98,58 @@ describe.skipIf(!hasStories).each(['fused', 'plain'] as const)('scheduler on the
     expect(engine.load.running).toBe(0);
   });
 });
+
+describe.skipIf(!hasStories)('scheduler: long prompts are prefilled in chunks between decode steps', () => {
+  let engine: Engine;
+  let whole: Engine;
+  beforeAll(async () => {
+    const dir = await resolveCheckpointModel(STORIES, undefined, path.join(os.tmpdir(), 'inference-server-test-cache', 'llama2c'));
+    const opts = (maxPrefillTokens: number) => ({
+      name: 'stories260K',
+      source: dir,
+      threads: 1,
+      limits: { maxBatchSize: 16, maxWaiting: 64, maxPrefillTokens },
+    });
+    engine = await Engine.load(dir, opts(4));
+    whole = await Engine.load(dir, opts(4096));
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await whole?.close();
+  });
+
+  it('golden prompts still match when prefilled 4 tokens at a time; batched = alone', async () => {
+    const alone: Awaited<ReturnType<Engine["generate"]>>[] = [];
+    for (const [prompt, p] of MIXED) alone.push(await engine.generate(prompt, p));
+    const together = await Promise.all(MIXED.map(([prompt, p]) => engine.generate(prompt, p)));
+    MIXED.forEach(([prompt], i) => expect(together[i]!.text, prompt).toBe(alone[i]!.text));
+    GOLDEN.forEach(([prompt, reference], i) => expect((prompt + together[i]!.text).startsWith(reference)).toBe(true));
+    // And the same text as an engine that prefills prompts whole.
+    for (const [prompt, p] of MIXED.slice(0, 3)) expect((await whole.generate(prompt, p)).text).toBe((await engine.generate(prompt, p)).text);
+  });
+
+  it('a running request keeps getting tokens while a long prompt is prefilled', async () => {
+    const events: string[] = [];
+    let aTokens = 0;
+    const a = engine.generate('Once upon a time', params({ maxNewTokens: 300, temperature: 0.9, seed: 4, stop: ['zzzz'] }), {
+      onText: () => {
+        aTokens++;
+        events.push('a');
+      },
+    });
+    while (aTokens < 3) await new Promise((r) => setTimeout(r, 1));
+    const long = 'Lily and Ben went to the park to play with a ball. '.repeat(12);
+    expect(engine.encode(long).length).toBeGreaterThan(100);
+    let bFirst = false;
+    const b = engine.generate(long, params({ maxNewTokens: 5 }), {
+      onText: () => {
+        if (!bFirst) events.push('B');
+        bFirst = true;
+      },
+    });
+    await Promise.all([a, b]);
+    // While B's ~130 prompt tokens went in 4 at a time, A went on decoding: many of A's tokens precede B's first.
+    const before = events.slice(events.indexOf('a', 3)).indexOf('B');
+    expect(before).toBeGreaterThan(20);
+  });
+});

@@ -52,6 +52,7 @@ export class FusedBackend implements BatchBackend {
 
   /** Runs each stretch of consecutive rows that have a token as one run (rows being prefilled are skipped). */
   async step(tokens: readonly (number | null)[]): Promise<(Float32Array | null)[]> {
+    if (!tokens.includes(null)) return this.batch.step(tokens as number[]);
     const out: (Float32Array | null)[] = new Array<Float32Array | null>(tokens.length).fill(null);
     let r = 0;
     while (r < tokens.length) {

@@ -138,10 +138,11 @@ export class Scheduler {
     try {
       while (this.waiting.length > 0 || this.rows.length > 0) {
         try {
-          const chunked = await this.prefillChunk();
-          await this.admit(this.limits.maxPrefillTokens - chunked);
+          const prefilling = this.rows.some((s) => s.pending.length > 0);
+          const chunked = prefilling ? await this.prefillChunk() : 0;
+          if (this.waiting.length > 0) await this.admit(this.limits.maxPrefillTokens - chunked);
           this.dropFinished();
-          if (this.rows.some((s) => s.pending.length === 0)) {
+          if (this.rows.length > 0 && (!prefilling || this.rows.some((s) => s.pending.length === 0))) {
             const logits = await this.backend.step(this.rows.map((s) => (s.pending.length > 0 ? null : s.ids[s.ids.length - 1]!)));
             this.rows.forEach((s, r) => {
               const l = logits[r];

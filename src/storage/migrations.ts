@@ -252,40 +252,47 @@ export async function migratePostgres(
   migrations: readonly Migration[] = POSTGRES_MIGRATIONS,
 ): Promise<number[]> {
   const q = quoteIdent(schema);
+  return inTransaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
+    // Inside the lock, because concurrent CREATE SCHEMA IF NOT EXISTS can still collide on the
+    // catalog's unique index; and only when missing, so a role without CREATE on the database
+    // can use a schema made for it.
+    const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${q}`);
+    // SET LOCAL ends with the transaction, so the pooled connection goes back unchanged.
+    await client.query(`SET LOCAL search_path TO ${q}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    integer PRIMARY KEY,
+      name       text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const applied = rows.map((r) => r.version);
+    checkKnown(applied, migrations);
+    const todo = pending(new Set(applied), migrations);
+    for (const m of todo) {
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+    }
+    return todo.map((m) => m.version);
+  });
+}
+
+/** Runs `fn` in a transaction on one pooled connection; rolls back on any error. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   try {
     await client.query('BEGIN');
-    try {
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, schema]);
-      // Inside the lock, because concurrent CREATE SCHEMA IF NOT EXISTS can still collide on the
-      // catalog's unique index; and only when missing, so a role without CREATE on the database
-      // can use a schema made for it.
-      const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
-      if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${q}`);
-      // SET LOCAL ends with the transaction, so the pooled connection goes back unchanged.
-      await client.query(`SET LOCAL search_path TO ${q}`);
-      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-        version    integer PRIMARY KEY,
-        name       text NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now()
-      )`);
-      const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
-      const applied = rows.map((r) => r.version);
-      checkKnown(applied, migrations);
-      const todo = pending(new Set(applied), migrations);
-      for (const m of todo) {
-        await client.query(m.sql);
-        await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
-      }
-      await client.query('COMMIT');
-      return todo.map((m) => m.version);
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
-    }
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    // A connection whose ROLLBACK fails is in an unknown state: destroy it rather than pool it.
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw err;
   } finally {
     client.release(broken);
   }

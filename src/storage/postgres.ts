@@ -14,7 +14,7 @@ import {
   isoTimeOrNull,
   toJson,
 } from './codec.js';
-import { migratePostgres, quoteIdent } from './migrations.js';
+import { inTransaction, migratePostgres, quoteIdent } from './migrations.js';
 import type {
   BatchItem,
   BatchRepository,
@@ -180,26 +180,6 @@ const toBatchItem = (r: BatchItemRow): BatchItem => ({
   message: r.message,
   createdAt: iso(r.created_at),
 });
-
-/** Runs `fn` in a transaction on one pooled connection; rolls back on any error. */
-async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    // A connection whose ROLLBACK fails is in an unknown state: destroy it rather than pool it.
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
 
 function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
   return {

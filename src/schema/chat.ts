@@ -1,7 +1,7 @@
 import type { ChatResult, ChatToken } from '../services/chat.js';
 import { ChatRequestSchema } from '../services/chat-schema.js';
-import { camelCase, parseInput } from '../services/validation.js';
 import { builder } from './builder.js';
+import { parseGraphQLInput } from './input.js';
 
 const ChatMode = builder.enumType('ChatMode', {
   values: { SINGLE: { value: 'single' }, REFINE: { value: 'refine' } } as const,
@@ -80,25 +80,8 @@ const ChatStreamEventRef = builder.objectRef<ChatStreamEvent>('ChatStreamEvent')
   }),
 });
 
-type ChatInputShape = typeof ChatInput.$inferInput;
-
-/** GraphQL input → the REST-shaped request, validated by the one shared schema. */
-function toChatRequest(input: ChatInputShape) {
-  const raw: Record<string, unknown> = {
-    prompt: input.prompt,
-    max_new_tokens: input.maxNewTokens ?? undefined,
-    temperature: input.temperature ?? undefined,
-    top_p: input.topP ?? undefined,
-    top_k: input.topK ?? undefined,
-    repetition_penalty: input.repetitionPenalty ?? undefined,
-    seed: input.seed ?? undefined,
-    stop: input.stop ?? undefined,
-    mode: input.mode ?? undefined,
-    refine_steps: input.refineSteps ?? undefined,
-    critique_temperature: input.critiqueTemperature ?? undefined,
-  };
-  return parseInput(ChatRequestSchema, raw, (f) => `input.${camelCase(f)}`);
-}
+/** GraphQL input → the request both surfaces validate with one schema. */
+const toChatRequest = (input: typeof ChatInput.$inferInput) => parseGraphQLInput(ChatRequestSchema, input);
 
 builder.mutationField('chat', (t) =>
   t.field({

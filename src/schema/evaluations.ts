@@ -1,9 +1,9 @@
 import type { BatchItem, BatchRun, EvalRun, ScoreRecord } from '../storage/types.js';
 import { StartBatchSchema, type BatchSummary, type Distribution } from '../services/batch-evals.js';
 import { EvaluateRequestSchema } from '../services/evaluation.js';
-import { camelCase, parseInput } from '../services/validation.js';
 import { invalidRequest } from '../errors.js';
 import { builder } from './builder.js';
+import { parseGraphQLInput } from './input.js';
 import { JsonScalar } from './scalars.js';
 
 const Criterion = builder.enumType('Criterion', {
@@ -62,18 +62,7 @@ builder.mutationField('evaluate', (t) =>
     args: { input: t.arg({ type: EvaluateInput, required: true }) },
     resolve: (_r, { input }, { ctx, services }) =>
       services.evaluations.evaluate(
-        parseInput(
-          EvaluateRequestSchema,
-          {
-            prompt: input.prompt,
-            response: input.response,
-            criteria: input.criteria ?? undefined,
-            reference: input.reference ?? undefined,
-            context: input.context ?? undefined,
-            judge: input.judge ?? undefined,
-          },
-          (f) => `input.${camelCase(f)}`,
-        ),
+        parseGraphQLInput(EvaluateRequestSchema, input),
         ctx,
       ),
   }),
@@ -208,20 +197,7 @@ builder.mutationField('startBatchEval', (t) =>
     args: { input: t.arg({ type: StartBatchEvalInput, required: true }) },
     resolve: (_r, { input }, { ctx, services }) =>
       services.batchEvals.start(
-        parseInput(
-          StartBatchSchema,
-          {
-            dataset_id: input.datasetId,
-            criteria: input.criteria ?? undefined,
-            model: input.model ?? undefined,
-            concurrency: input.concurrency ?? undefined,
-            max_new_tokens: input.maxNewTokens ?? undefined,
-            temperature: input.temperature ?? undefined,
-            seed: input.seed ?? undefined,
-            judge: input.judge ?? undefined,
-          },
-          (f) => `input.${camelCase(f)}`,
-        ),
+        parseGraphQLInput(StartBatchSchema, input),
         ctx,
       ),
   }),

@@ -3,6 +3,7 @@
  * store and return exactly the same things.
  */
 import { InvalidCursorError } from './errors.js';
+import type { Dataset, Page } from './types.js';
 
 /** Position after the last dataset of a page, in (created_at desc, id desc) order. */
 export interface DatasetCursor {
@@ -97,4 +98,15 @@ export function toJson(value: unknown): string {
 export function checkLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
   return limit;
+}
+
+/**
+ * A page of datasets from a query that asked for `limit + 1` rows: the extra
+ * row only tells that another page exists, so the last page has no cursor
+ * (and the extra row is never mapped).
+ */
+export function datasetPage<R>(rows: readonly R[], limit: number, toDataset: (row: R) => Dataset): Page<Dataset> {
+  const items = rows.slice(0, limit).map(toDataset);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
 }

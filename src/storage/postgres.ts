@@ -4,27 +4,31 @@
  * per-connection search_path, which poolers in transaction mode don't keep.
  */
 import pg from 'pg';
-import {
-  checkLimit,
-  cleanText,
-  cleanTextOrNull,
-  decodeCursor,
-  encodeCursor,
-  isoTime,
-  isoTimeOrNull,
-  toJson,
-} from './codec.js';
+import { checkLimit, datasetPage, decodeCursor } from './codec.js';
 import { inTransaction, migratePostgres, quoteIdent } from './migrations.js';
+import {
+  batchItemParams,
+  batchRunParams,
+  batchRunPatch,
+  checkRecordsBelong,
+  counterDeltas,
+  datasetParams,
+  evalRunParams,
+  recordParams,
+  rowMappers,
+  type BatchItemRow,
+  type BatchRunRow,
+  type DatasetRow,
+  type EvalRunRow,
+  type RecordRow,
+  type RowCodec,
+} from './rows.js';
 import type {
   BatchItem,
   BatchRepository,
-  BatchRun,
-  BatchStatus,
   Dataset,
   DatasetListQuery,
-  DatasetRecord,
   DatasetRepository,
-  EvalRun,
   EvalRunRepository,
   Page,
   Storage,
@@ -42,162 +46,23 @@ interface Tables {
   batchItems: string;
 }
 
-interface DatasetRow {
-  id: string;
-  name: string;
-  type: Dataset['type'];
-  status: Dataset['status'];
-  record_count: number;
-  metadata: Record<string, unknown>;
-  error: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
+/** node-postgres's values for jsonb (already parsed), timestamptz and boolean columns. */
+type PgColumns = { json: unknown; time: Date; bool: boolean };
 
-interface RecordRow {
-  dataset_id: string;
-  idx: number;
-  record_id: string;
-  data: Record<string, unknown>;
-}
+const codec: RowCodec<PgColumns> = {
+  json: (v) => v,
+  time: (v) => v.toISOString(),
+  bool: (v) => v,
+  boolParam: (b) => b,
+};
 
-interface EvalRunRow {
-  run_id: string;
-  prompt: string;
-  response: string;
-  reference: string | null;
-  context: string | null;
-  criteria: string[];
-  scores: EvalRun['scores'];
-  judge: string;
-  model: string;
-  latency_ms: number;
-  key_id: string | null;
-  created_at: Date;
-}
-
-interface BatchRunRow {
-  id: string;
-  dataset_id: string;
-  status: BatchStatus;
-  criteria: string[];
-  params: Record<string, unknown>;
-  total: number;
-  completed: number;
-  failed: number;
-  key_id: string | null;
-  error: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  updated_at: Date;
-  completed_at: Date | null;
-}
-
-interface BatchItemRow {
-  batch_id: string;
-  idx: number;
-  record_id: string;
-  status: BatchItem['status'];
-  response: string | null;
-  prompt_tokens: number | null;
-  completion_tokens: number | null;
-  latency_ms: number | null;
-  scores: BatchItem['scores'];
-  passed: boolean | null;
-  attempts: number;
-  reason: string | null;
-  message: string | null;
-  created_at: Date;
-}
-
-const iso = (d: Date): string => d.toISOString();
-const isoOrNull = (d: Date | null): string | null => (d === null ? null : d.toISOString());
-
-const toDataset = (r: DatasetRow): Dataset => ({
-  id: r.id,
-  name: r.name,
-  type: r.type,
-  status: r.status,
-  recordCount: r.record_count,
-  metadata: r.metadata,
-  error: r.error,
-  createdAt: iso(r.created_at),
-  updatedAt: iso(r.updated_at),
-});
-
-const toRecord = (r: RecordRow): DatasetRecord => ({
-  datasetId: r.dataset_id,
-  index: r.idx,
-  recordId: r.record_id,
-  data: r.data,
-});
-
-const toEvalRun = (r: EvalRunRow): EvalRun => ({
-  runId: r.run_id,
-  prompt: r.prompt,
-  response: r.response,
-  reference: r.reference,
-  context: r.context,
-  criteria: r.criteria,
-  scores: r.scores,
-  judge: r.judge,
-  model: r.model,
-  latencyMs: r.latency_ms,
-  keyId: r.key_id,
-  createdAt: iso(r.created_at),
-});
-
-const toBatchRun = (r: BatchRunRow): BatchRun => ({
-  id: r.id,
-  datasetId: r.dataset_id,
-  status: r.status,
-  criteria: r.criteria,
-  params: r.params,
-  total: r.total,
-  completed: r.completed,
-  failed: r.failed,
-  keyId: r.key_id,
-  error: r.error,
-  createdAt: iso(r.created_at),
-  startedAt: isoOrNull(r.started_at),
-  updatedAt: iso(r.updated_at),
-  completedAt: isoOrNull(r.completed_at),
-});
-
-const toBatchItem = (r: BatchItemRow): BatchItem => ({
-  batchId: r.batch_id,
-  index: r.idx,
-  recordId: r.record_id,
-  status: r.status,
-  response: r.response,
-  promptTokens: r.prompt_tokens,
-  completionTokens: r.completion_tokens,
-  latencyMs: r.latency_ms,
-  scores: r.scores,
-  passed: r.passed,
-  attempts: r.attempts,
-  reason: r.reason,
-  message: r.message,
-  createdAt: iso(r.created_at),
-});
+const { toDataset, toRecord, toEvalRun, toBatchRun, toBatchItem } = rowMappers(codec);
 
 function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
   return {
     async create(d, records) {
-      const datasetRow = [
-        d.id,
-        cleanText(d.name),
-        d.type,
-        d.status,
-        d.recordCount,
-        toJson(d.metadata),
-        cleanTextOrNull(d.error),
-        isoTime(d.createdAt),
-        isoTime(d.updatedAt),
-      ];
-      for (const r of records) {
-        if (r.datasetId !== d.id) throw new Error(`Record ${r.index} belongs to dataset ${r.datasetId}, not ${d.id}`);
-      }
+      const datasetRow = datasetParams(d);
+      checkRecordsBelong(d.id, records);
       await inTransaction(pool, async (c) => {
         await c.query(
           `INSERT INTO ${t.datasets} (id, name, type, status, record_count, metadata, error, created_at, updated_at)
@@ -212,14 +77,14 @@ function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
           for (const r of chunk) {
             const p = params.length;
             values.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4})`);
-            params.push(d.id, r.index, cleanText(r.recordId), toJson(r.data));
+            params.push(...recordParams(r));
           }
           await c.query(`INSERT INTO ${t.records} (dataset_id, idx, record_id, data) VALUES ${values.join(', ')}`, params);
         }
       });
     },
     async get(id) {
-      const { rows } = await pool.query<DatasetRow>(`SELECT * FROM ${t.datasets} WHERE id = $1`, [id]);
+      const { rows } = await pool.query<DatasetRow<PgColumns>>(`SELECT * FROM ${t.datasets} WHERE id = $1`, [id]);
       return rows[0] ? toDataset(rows[0]) : null;
     },
     async list(query: DatasetListQuery): Promise<Page<Dataset>> {
@@ -239,19 +104,17 @@ function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
         params.push(after.createdAt, after.id);
         where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
       }
+      // One row more than the page: datasetPage uses it to tell whether another page exists.
       params.push(limit + 1);
-      // One extra row tells whether another page exists, so the last page has no cursor.
-      const { rows } = await pool.query<DatasetRow>(
+      const { rows } = await pool.query<DatasetRow<PgColumns>>(
         `SELECT * FROM ${t.datasets} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
         params,
       );
-      const items = rows.slice(0, limit).map(toDataset);
-      const last = items[items.length - 1];
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+      return datasetPage(rows, limit, toDataset);
     },
     async records(datasetId, afterIndex, limit) {
-      const { rows } = await pool.query<RecordRow>(
+      const { rows } = await pool.query<RecordRow<PgColumns>>(
         `SELECT * FROM ${t.records} WHERE dataset_id = $1 AND idx > $2 ORDER BY idx LIMIT $3`,
         [datasetId, afterIndex, checkLimit(limit)],
       );
@@ -272,35 +135,17 @@ function evalRunRepository(pool: pg.Pool, t: Tables): EvalRunRepository {
         `INSERT INTO ${t.evalRuns} (run_id, prompt, response, reference, context, criteria, scores, judge, model,
                                     latency_ms, key_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-        [
-          r.runId,
-          cleanText(r.prompt),
-          cleanText(r.response),
-          cleanTextOrNull(r.reference),
-          cleanTextOrNull(r.context),
-          toJson(r.criteria),
-          toJson(r.scores),
-          r.judge,
-          r.model,
-          r.latencyMs,
-          r.keyId,
-          isoTime(r.createdAt),
-        ],
+        evalRunParams(r),
       );
     },
     async get(runId) {
-      const { rows } = await pool.query<EvalRunRow>(`SELECT * FROM ${t.evalRuns} WHERE run_id = $1`, [runId]);
+      const { rows } = await pool.query<EvalRunRow<PgColumns>>(`SELECT * FROM ${t.evalRuns} WHERE run_id = $1`, [
+        runId,
+      ]);
       return rows[0] ? toEvalRun(rows[0]) : null;
     },
   };
 }
-
-const PATCH_COLUMNS = {
-  status: 'status',
-  startedAt: 'started_at',
-  completedAt: 'completed_at',
-  error: 'error',
-} as const;
 
 function batchRepository(pool: pg.Pool, t: Tables): BatchRepository {
   return {
@@ -309,66 +154,24 @@ function batchRepository(pool: pg.Pool, t: Tables): BatchRepository {
         `INSERT INTO ${t.batchRuns} (id, dataset_id, status, criteria, params, total, completed, failed, key_id, error,
                                      created_at, started_at, updated_at, completed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-        [
-          r.id,
-          r.datasetId,
-          r.status,
-          toJson(r.criteria),
-          toJson(r.params),
-          r.total,
-          r.completed,
-          r.failed,
-          r.keyId,
-          cleanTextOrNull(r.error),
-          isoTime(r.createdAt),
-          isoTimeOrNull(r.startedAt),
-          isoTime(r.updatedAt),
-          isoTimeOrNull(r.completedAt),
-        ],
+        batchRunParams(r),
       );
     },
     async get(id) {
-      const { rows } = await pool.query<BatchRunRow>(`SELECT * FROM ${t.batchRuns} WHERE id = $1`, [id]);
+      const { rows } = await pool.query<BatchRunRow<PgColumns>>(`SELECT * FROM ${t.batchRuns} WHERE id = $1`, [id]);
       return rows[0] ? toBatchRun(rows[0]) : null;
     },
     async update(id, patch) {
-      const sets: string[] = [];
-      const params: unknown[] = [];
-      for (const [key, column] of Object.entries(PATCH_COLUMNS) as [keyof typeof PATCH_COLUMNS, string][]) {
-        const value = patch[key];
-        if (value === undefined) continue;
-        if (key === 'startedAt' || key === 'completedAt') params.push(isoTimeOrNull(value));
-        else if (key === 'error') params.push(cleanTextOrNull(value));
-        else params.push(value);
-        sets.push(`${column} = $${params.length}`);
-      }
-      // Every change moves updated_at, whether or not the caller set it.
-      params.push(patch.updatedAt !== undefined ? isoTime(patch.updatedAt) : new Date().toISOString());
-      sets.push(`updated_at = $${params.length}`);
-      params.push(id);
-      const { rows } = await pool.query<BatchRunRow>(
-        `UPDATE ${t.batchRuns} SET ${sets.join(', ')} WHERE id = $${params.length} RETURNING *`,
-        params,
+      const sets = batchRunPatch(patch);
+      const { rows } = await pool.query<BatchRunRow<PgColumns>>(
+        `UPDATE ${t.batchRuns} SET ${sets.map(([column], i) => `${column} = $${i + 1}`).join(', ')}
+         WHERE id = $${sets.length + 1} RETURNING *`,
+        [...sets.map(([, value]) => value), id],
       );
       return rows[0] ? toBatchRun(rows[0]) : null;
     },
     async putItem(it) {
-      const item = [
-        it.batchId,
-        it.index,
-        cleanText(it.recordId),
-        it.status,
-        cleanTextOrNull(it.response),
-        it.promptTokens,
-        it.completionTokens,
-        it.latencyMs,
-        toJson(it.scores),
-        it.passed,
-        it.attempts,
-        cleanTextOrNull(it.reason),
-        cleanTextOrNull(it.message),
-        isoTime(it.createdAt),
-      ];
+      const item = batchItemParams(it, codec);
       await inTransaction(pool, async (c) => {
         // Lock the run row first: concurrent writes for one run then take turns, so each
         // one sees the item's previous status as committed by the one before (under READ
@@ -391,20 +194,16 @@ function batchRepository(pool: pg.Pool, t: Tables): BatchRepository {
              created_at = excluded.created_at`,
           item,
         );
-        // The counters move by the difference between the item's old and new status: the
-        // same result as recounting batch_items, in O(1) per write instead of a scan.
-        const oldStatus = old.rows[0]?.status;
-        const dc = (it.status === 'succeeded' ? 1 : 0) - (oldStatus === 'succeeded' ? 1 : 0);
-        const df = (it.status === 'failed' ? 1 : 0) - (oldStatus === 'failed' ? 1 : 0);
+        const d = counterDeltas(it.status, old.rows[0]?.status);
         await c.query(
           `UPDATE ${t.batchRuns} SET completed = completed + $1, failed = failed + $2, updated_at = $3 WHERE id = $4`,
-          [dc, df, new Date().toISOString(), it.batchId],
+          [d.completed, d.failed, new Date().toISOString(), it.batchId],
         );
       });
     },
     async items(batchId, opts) {
       const failed = opts.notPassedOnly ? "AND (status = 'failed' OR passed IS NOT TRUE)" : '';
-      const { rows } = await pool.query<BatchItemRow>(
+      const { rows } = await pool.query<BatchItemRow<PgColumns>>(
         `SELECT * FROM ${t.batchItems} WHERE batch_id = $1 ${failed} AND idx > $2 ORDER BY idx LIMIT $3`,
         [batchId, opts.afterIndex, checkLimit(opts.limit)],
       );
@@ -418,7 +217,7 @@ function batchRepository(pool: pg.Pool, t: Tables): BatchRepository {
     },
     async listByStatus(statuses) {
       if (statuses.length === 0) return [];
-      const { rows } = await pool.query<BatchRunRow>(
+      const { rows } = await pool.query<BatchRunRow<PgColumns>>(
         `SELECT * FROM ${t.batchRuns} WHERE status = ANY($1::text[]) ORDER BY created_at, id`,
         [statuses],
       );

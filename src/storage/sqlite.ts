@@ -9,27 +9,32 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
-import {
-  checkLimit,
-  cleanText,
-  cleanTextOrNull,
-  decodeCursor,
-  encodeCursor,
-  isoTime,
-  isoTimeOrNull,
-  toJson,
-} from './codec.js';
+import { checkLimit, datasetPage, decodeCursor } from './codec.js';
 import { migrateSqlite } from './migrations.js';
+import {
+  batchItemParams,
+  batchRunParams,
+  batchRunPatch,
+  checkRecordsBelong,
+  counterDeltas,
+  datasetParams,
+  evalRunParams,
+  recordParams,
+  rowMappers,
+  type BatchItemRow,
+  type BatchRunRow,
+  type DatasetRow,
+  type EvalRunRow,
+  type RecordRow,
+  type RowCodec,
+} from './rows.js';
 import type {
   BatchItem,
   BatchRepository,
-  BatchRun,
-  BatchStatus,
   Dataset,
   DatasetListQuery,
   DatasetRecord,
   DatasetRepository,
-  EvalRun,
   EvalRunRepository,
   Page,
   Storage,
@@ -38,141 +43,19 @@ import type {
 /** How long a writer waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
-interface DatasetRow {
-  id: string;
-  name: string;
-  type: Dataset['type'];
-  status: Dataset['status'];
-  record_count: number;
-  metadata: string;
-  error: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/** better-sqlite3's values for JSON (TEXT), time (TEXT) and boolean (INTEGER 0/1) columns. */
+type SqliteColumns = { json: string; time: string; bool: number };
 
-interface RecordRow {
-  dataset_id: string;
-  idx: number;
-  record_id: string;
-  data: string;
-}
+const codec: RowCodec<SqliteColumns> = {
+  json: (v) => JSON.parse(v),
+  // Every time was written through isoTime (or toISOString), so the stored text is already canonical.
+  time: (v) => v,
+  bool: (v) => v === 1,
+  // better-sqlite3 binds no booleans.
+  boolParam: (b) => (b ? 1 : 0),
+};
 
-interface EvalRunRow {
-  run_id: string;
-  prompt: string;
-  response: string;
-  reference: string | null;
-  context: string | null;
-  criteria: string;
-  scores: string;
-  judge: string;
-  model: string;
-  latency_ms: number;
-  key_id: string | null;
-  created_at: string;
-}
-
-interface BatchRunRow {
-  id: string;
-  dataset_id: string;
-  status: BatchStatus;
-  criteria: string;
-  params: string;
-  total: number;
-  completed: number;
-  failed: number;
-  key_id: string | null;
-  error: string | null;
-  created_at: string;
-  started_at: string | null;
-  updated_at: string;
-  completed_at: string | null;
-}
-
-interface BatchItemRow {
-  batch_id: string;
-  idx: number;
-  record_id: string;
-  status: BatchItem['status'];
-  response: string | null;
-  prompt_tokens: number | null;
-  completion_tokens: number | null;
-  latency_ms: number | null;
-  scores: string;
-  passed: number | null;
-  attempts: number;
-  reason: string | null;
-  message: string | null;
-  created_at: string;
-}
-
-const toDataset = (r: DatasetRow): Dataset => ({
-  id: r.id,
-  name: r.name,
-  type: r.type,
-  status: r.status,
-  recordCount: r.record_count,
-  metadata: JSON.parse(r.metadata) as Record<string, unknown>,
-  error: r.error,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
-
-const toRecord = (r: RecordRow): DatasetRecord => ({
-  datasetId: r.dataset_id,
-  index: r.idx,
-  recordId: r.record_id,
-  data: JSON.parse(r.data) as Record<string, unknown>,
-});
-
-const toEvalRun = (r: EvalRunRow): EvalRun => ({
-  runId: r.run_id,
-  prompt: r.prompt,
-  response: r.response,
-  reference: r.reference,
-  context: r.context,
-  criteria: JSON.parse(r.criteria) as string[],
-  scores: JSON.parse(r.scores) as EvalRun['scores'],
-  judge: r.judge,
-  model: r.model,
-  latencyMs: r.latency_ms,
-  keyId: r.key_id,
-  createdAt: r.created_at,
-});
-
-const toBatchRun = (r: BatchRunRow): BatchRun => ({
-  id: r.id,
-  datasetId: r.dataset_id,
-  status: r.status,
-  criteria: JSON.parse(r.criteria) as string[],
-  params: JSON.parse(r.params) as Record<string, unknown>,
-  total: r.total,
-  completed: r.completed,
-  failed: r.failed,
-  keyId: r.key_id,
-  error: r.error,
-  createdAt: r.created_at,
-  startedAt: r.started_at,
-  updatedAt: r.updated_at,
-  completedAt: r.completed_at,
-});
-
-const toBatchItem = (r: BatchItemRow): BatchItem => ({
-  batchId: r.batch_id,
-  index: r.idx,
-  recordId: r.record_id,
-  status: r.status,
-  response: r.response,
-  promptTokens: r.prompt_tokens,
-  completionTokens: r.completion_tokens,
-  latencyMs: r.latency_ms,
-  scores: JSON.parse(r.scores) as BatchItem['scores'],
-  passed: r.passed === null ? null : r.passed === 1,
-  attempts: r.attempts,
-  reason: r.reason,
-  message: r.message,
-  createdAt: r.created_at,
-});
+const { toDataset, toRecord, toEvalRun, toBatchRun, toBatchItem } = rowMappers(codec);
 
 function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
   const insertDataset = db.prepare(
@@ -190,29 +73,17 @@ function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
 
   // One transaction with one prepared statement: 50,000 records commit once (one fsync), not 50,000 times.
   const create = db.transaction((d: Dataset, records: DatasetRecord[]) => {
-    insertDataset.run(
-      d.id,
-      cleanText(d.name),
-      d.type,
-      d.status,
-      d.recordCount,
-      toJson(d.metadata),
-      cleanTextOrNull(d.error),
-      isoTime(d.createdAt),
-      isoTime(d.updatedAt),
-    );
-    for (const r of records) {
-      if (r.datasetId !== d.id) throw new Error(`Record ${r.index} belongs to dataset ${r.datasetId}, not ${d.id}`);
-      insertRecord.run(d.id, r.index, cleanText(r.recordId), toJson(r.data));
-    }
+    insertDataset.run(...datasetParams(d));
+    for (const r of records) insertRecord.run(...recordParams(r));
   });
 
   return {
     async create(dataset, records) {
+      checkRecordsBelong(dataset.id, records);
       create.immediate(dataset, records);
     },
     async get(id) {
-      const row = selectDataset.get(id) as DatasetRow | undefined;
+      const row = selectDataset.get(id) as DatasetRow<SqliteColumns> | undefined;
       return row ? toDataset(row) : null;
     },
     async list(query: DatasetListQuery): Promise<Page<Dataset>> {
@@ -240,14 +111,12 @@ function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
         stmt = db.prepare(sql);
         listStatements.set(sql, stmt);
       }
-      // One extra row tells whether another page exists, so the last page has no cursor.
-      const rows = stmt.all(...params, limit + 1) as DatasetRow[];
-      const items = rows.slice(0, limit).map(toDataset);
-      const last = items[items.length - 1];
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+      // One row more than the page: datasetPage uses it to tell whether another page exists.
+      const rows = stmt.all(...params, limit + 1) as DatasetRow<SqliteColumns>[];
+      return datasetPage(rows, limit, toDataset);
     },
     async records(datasetId, afterIndex, limit) {
-      return (selectRecords.all(datasetId, afterIndex, checkLimit(limit)) as RecordRow[]).map(toRecord);
+      return (selectRecords.all(datasetId, afterIndex, checkLimit(limit)) as RecordRow<SqliteColumns>[]).map(toRecord);
     },
     async delete(id) {
       // dataset_records go with it (ON DELETE CASCADE).
@@ -264,34 +133,14 @@ function evalRunRepository(db: BetterSqlite3.Database): EvalRunRepository {
   const select = db.prepare('SELECT * FROM eval_runs WHERE run_id = ?');
   return {
     async create(r) {
-      insert.run(
-        r.runId,
-        cleanText(r.prompt),
-        cleanText(r.response),
-        cleanTextOrNull(r.reference),
-        cleanTextOrNull(r.context),
-        toJson(r.criteria),
-        toJson(r.scores),
-        r.judge,
-        r.model,
-        r.latencyMs,
-        r.keyId,
-        isoTime(r.createdAt),
-      );
+      insert.run(...evalRunParams(r));
     },
     async get(runId) {
-      const row = select.get(runId) as EvalRunRow | undefined;
+      const row = select.get(runId) as EvalRunRow<SqliteColumns> | undefined;
       return row ? toEvalRun(row) : null;
     },
   };
 }
-
-const PATCH_COLUMNS = {
-  status: 'status',
-  startedAt: 'started_at',
-  completedAt: 'completed_at',
-  error: 'error',
-} as const;
 
 function batchRepository(db: BetterSqlite3.Database): BatchRepository {
   const insertRun = db.prepare(
@@ -324,73 +173,27 @@ function batchRepository(db: BetterSqlite3.Database): BatchRepository {
     "SELECT EXISTS (SELECT 1 FROM batch_runs WHERE dataset_id = ? AND status IN ('queued', 'running'))",
   ).pluck();
 
-  // The counters move by the difference between the item's old and new
-  // status: the same result as recounting batch_items, in O(1) per write
-  // instead of a scan of the run's items (50,000 writes x 50,000 rows).
   const putItem = db.transaction((it: BatchItem) => {
     if (!selectRun.get(it.batchId)) throw new Error(`Batch run ${it.batchId} not found`);
     const old = selectItemStatus.get(it.batchId, it.index) as { status: BatchItem['status'] } | undefined;
-    upsertItem.run(
-      it.batchId,
-      it.index,
-      cleanText(it.recordId),
-      it.status,
-      cleanTextOrNull(it.response),
-      it.promptTokens,
-      it.completionTokens,
-      it.latencyMs,
-      toJson(it.scores),
-      it.passed === null ? null : it.passed ? 1 : 0,
-      it.attempts,
-      cleanTextOrNull(it.reason),
-      cleanTextOrNull(it.message),
-      isoTime(it.createdAt),
-    );
-    const dc = (it.status === 'succeeded' ? 1 : 0) - (old?.status === 'succeeded' ? 1 : 0);
-    const df = (it.status === 'failed' ? 1 : 0) - (old?.status === 'failed' ? 1 : 0);
-    bumpCounters.run(dc, df, new Date().toISOString(), it.batchId);
+    upsertItem.run(...batchItemParams(it, codec));
+    const d = counterDeltas(it.status, old?.status);
+    bumpCounters.run(d.completed, d.failed, new Date().toISOString(), it.batchId);
   });
 
   return {
     async create(r) {
-      insertRun.run(
-        r.id,
-        r.datasetId,
-        r.status,
-        toJson(r.criteria),
-        toJson(r.params),
-        r.total,
-        r.completed,
-        r.failed,
-        r.keyId,
-        cleanTextOrNull(r.error),
-        isoTime(r.createdAt),
-        isoTimeOrNull(r.startedAt),
-        isoTime(r.updatedAt),
-        isoTimeOrNull(r.completedAt),
-      );
+      insertRun.run(...batchRunParams(r));
     },
     async get(id) {
-      const row = selectRun.get(id) as BatchRunRow | undefined;
+      const row = selectRun.get(id) as BatchRunRow<SqliteColumns> | undefined;
       return row ? toBatchRun(row) : null;
     },
     async update(id, patch) {
-      const sets: string[] = [];
-      const params: unknown[] = [];
-      for (const [key, column] of Object.entries(PATCH_COLUMNS) as [keyof typeof PATCH_COLUMNS, string][]) {
-        const value = patch[key];
-        if (value === undefined) continue;
-        sets.push(`${column} = ?`);
-        if (key === 'startedAt' || key === 'completedAt') params.push(isoTimeOrNull(value));
-        else if (key === 'error') params.push(cleanTextOrNull(value));
-        else params.push(value);
-      }
-      // Every change moves updated_at, whether or not the caller set it.
-      sets.push('updated_at = ?');
-      params.push(patch.updatedAt !== undefined ? isoTime(patch.updatedAt) : new Date().toISOString());
-      const row = db.prepare(`UPDATE batch_runs SET ${sets.join(', ')} WHERE id = ? RETURNING *`).get(...params, id) as
-        | BatchRunRow
-        | undefined;
+      const sets = batchRunPatch(patch);
+      const row = db
+        .prepare(`UPDATE batch_runs SET ${sets.map(([column]) => `${column} = ?`).join(', ')} WHERE id = ? RETURNING *`)
+        .get(...sets.map(([, value]) => value), id) as BatchRunRow<SqliteColumns> | undefined;
       return row ? toBatchRun(row) : null;
     },
     async putItem(item) {
@@ -398,7 +201,8 @@ function batchRepository(db: BetterSqlite3.Database): BatchRepository {
     },
     async items(batchId, opts) {
       const stmt = opts.notPassedOnly ? selectFailedItems : selectItems;
-      return (stmt.all(batchId, opts.afterIndex, checkLimit(opts.limit)) as BatchItemRow[]).map(toBatchItem);
+      const rows = stmt.all(batchId, opts.afterIndex, checkLimit(opts.limit)) as BatchItemRow<SqliteColumns>[];
+      return rows.map(toBatchItem);
     },
     async doneIndexes(batchId) {
       return new Set(selectDone.all(batchId) as number[]);
@@ -407,7 +211,7 @@ function batchRepository(db: BetterSqlite3.Database): BatchRepository {
       if (statuses.length === 0) return [];
       const rows = db
         .prepare(`SELECT * FROM batch_runs WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at, id`)
-        .all(...statuses) as BatchRunRow[];
+        .all(...statuses) as BatchRunRow<SqliteColumns>[];
       return rows.map(toBatchRun);
     },
     async datasetInUse(datasetId) {

@@ -9,6 +9,7 @@ import { metricsRouter } from './rest/metrics-routes.js';
 import { rateLimit } from './rest/rate-limit.js';
 import { requestLog } from './rest/request-log.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
+import { graphiqlAssetsRouter } from './schema/graphiql.js';
 import { buildYoga } from './schema/yoga.js';
 import type { Services } from './services/index.js';
 
@@ -31,6 +32,8 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   const yoga = buildYoga(services, log);
   // A route (not a mount) so yoga sees the full URL; it reads the body itself.
   app.all(yoga.graphqlEndpoint, (req, res) => void yoga(req, res));
+  // GraphiQL's script, styles and workers: public like the page that loads them.
+  app.use(graphiqlAssetsRouter());
 
   app.use(requireApiKey(services.auth));
   // Protected routes only (probes are above); GraphQL counts in its context factory.

@@ -2,16 +2,19 @@
  * One error hierarchy for the whole server. Services throw AppError with a
  * contract code; each surface (REST, GraphQL) maps it in exactly one place.
  */
-export type ErrorCode =
-  | 'invalid_request'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'conflict'
-  | 'payload_too_large'
-  | 'rate_limited'
-  | 'internal_error'
-  | 'service_unavailable';
+/** The contract's error codes (section 1). */
+export const ERROR_CODES = [
+  'invalid_request',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'payload_too_large',
+  'rate_limited',
+  'internal_error',
+  'service_unavailable',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The contract's code → HTTP status table (the only one). */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -48,12 +51,6 @@ export const notFound = (message: string, details?: ErrorDetails) => new AppErro
 export const unauthorized = (message = 'Missing or invalid API key') => new AppError('unauthorized', message);
 export const serviceUnavailable = (message: string, details?: ErrorDetails) =>
   new AppError('service_unavailable', message, details);
-
-/** The public shape of any error: AppErrors as they are, everything else masked. */
-export function toPublicError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
-  return new AppError('internal_error', 'Internal server error');
-}
 
 /** The contract's error envelope. */
 export function errorEnvelope(err: AppError, requestId: string) {

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { invalidRequest } from '../errors.js';
 import type { BatchBackend } from './batch-backend.js';
+import { ContextOverflowError } from './errors.js';
 import { FusedBackend } from './fused-backend.js';
 import { findFusedOnnxFile, findOnnxFile, readDecoderConfig, type DecoderConfig } from './model-config.js';
 import { PlainBackend } from './plain-backend.js';
@@ -76,20 +76,17 @@ export class Engine {
 
   /**
    * Generates a continuation of `prompt`. The prompt must leave room in the
-   * context window (else invalid_request with the counts); `maxNewTokens` is
-   * cut at the window, which then finishes with `length`.
+   * context window (else ContextOverflowError); `maxNewTokens` is cut at the
+   * window, which then finishes with `length`. A generation whose signal
+   * aborts midway resolves with `cancelled` and what it had made; one
+   * aborted before it started rejects with GenerationCancelledError, and a
+   * full waiting list with EngineOverloadedError.
    */
   async generate(prompt: string, params: SamplingParams, opts: GenerateOptions = {}): Promise<GenerationResult> {
     const submitted = performance.now();
     const promptIds = this.encode(prompt);
     const window = this.info.contextWindow;
-    if (promptIds.length >= window) {
-      throw invalidRequest(`prompt is ${promptIds.length} tokens; the context window is ${window}`, {
-        field: 'prompt',
-        prompt_tokens: promptIds.length,
-        context_window: window,
-      });
-    }
+    if (promptIds.length >= window) throw new ContextOverflowError(promptIds.length, window);
     const room = window - promptIds.length;
     const bounded = { ...params, maxNewTokens: Math.min(params.maxNewTokens, room) };
     const outcome = await this.scheduler.submit(promptIds, bounded, opts);

@@ -12,7 +12,9 @@ export interface SamplingParams {
   stop: string[];
 }
 
-export type FinishReason = 'stop' | 'length' | 'cancelled';
+/** Why a generation ended: a stop token or string, the token limit, or the caller's signal. */
+export const FINISH_REASONS = ['stop', 'length', 'cancelled'] as const;
+export type FinishReason = (typeof FINISH_REASONS)[number];
 
 export interface GenerationResult {
   text: string;

@@ -1,6 +1,6 @@
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config.js';
-import { keyIdOf } from '../services/auth.js';
+import { keyIdOf } from './key-id.js';
 
 /**
  * The process logger: JSON lines (pino). Headers that carry keys are

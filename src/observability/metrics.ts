@@ -1,20 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-
-/** The contract's error codes (section 1); every one has a series from the start, at 0. */
-export const ERROR_CODES = [
-  'invalid_request',
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'conflict',
-  'payload_too_large',
-  'rate_limited',
-  'internal_error',
-  'service_unavailable',
-] as const;
-
-export const FINISH_REASONS = ['stop', 'length', 'cancelled'] as const;
-export type MetricsFinishReason = (typeof FINISH_REASONS)[number];
+import { FINISH_REASONS } from '../engine/types.js';
+import { ERROR_CODES } from '../errors.js';
 
 /** Label of requests that matched no route: unknown paths never become label values. */
 export const UNMATCHED_ROUTE = 'unmatched';

@@ -1,9 +1,11 @@
 import express, { Router } from 'express';
-import { errorEnvelope, toPublicError } from '../errors.js';
+import { errorEnvelope } from '../errors.js';
+import { publicError } from '../services/errors.js';
 import type { ChatResult, ChatService } from '../services/chat.js';
 import { ChatRequestSchema } from '../services/chat-schema.js';
 import { parseInput } from '../services/validation.js';
-import { asyncHandler, type ErrorLogger } from './middleware.js';
+import type { Log } from '../observability/log.js';
+import { asyncHandler } from './middleware.js';
 import { SseWriter } from './sse.js';
 
 /** The contract's snake_case chat response. */
@@ -41,7 +43,7 @@ export function chatJson(r: ChatResult) {
 }
 
 /** POST /v1/chat and its alias /chat, JSON or server-sent events. */
-export function chatRouter(chat: ChatService, maxBodyBytes: number, log: ErrorLogger): Router {
+export function chatRouter(chat: ChatService, maxBodyBytes: number, log: Log): Router {
   const router = Router();
   // Scoped to the chat routes: other routers parse their own bodies (datasets take multipart and 100 MB).
   const json = express.json({ limit: maxBodyBytes, type: () => true });
@@ -70,7 +72,7 @@ export function chatRouter(chat: ChatService, maxBodyBytes: number, log: ErrorLo
       sse.end();
     } catch (err) {
       if (!opened) throw err;
-      const mapped = toPublicError(err);
+      const mapped = publicError(err);
       if (mapped.code === 'internal_error') log.error({ err, request_id: req.ctx.requestId }, 'stream failed');
       sse.send('error', errorEnvelope(mapped, req.ctx.requestId));
       sse.end();

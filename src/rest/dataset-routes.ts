@@ -2,7 +2,6 @@ import express, { Router, type Request, type RequestHandler } from 'express';
 import { AppError, invalidRequest } from '../errors.js';
 import type { Dataset } from '../storage/types.js';
 import { DATASET_LIMITS } from '../services/datasets/limits.js';
-import { formatOf, parseFile } from '../services/datasets/parse.js';
 import { DatasetListSchema, type CreateDatasetInput, type DatasetService } from '../services/datasets/service.js';
 import { parseInput } from '../services/validation.js';
 import { asyncHandler } from './middleware.js';
@@ -31,15 +30,10 @@ async function uploadInput(req: Request): Promise<CreateDatasetInput> {
     const body: unknown = req.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidRequest('request body must be a JSON object');
     const b = body as Record<string, unknown>;
-    if (!Array.isArray(b.records)) {
-      throw invalidRequest(b.records === undefined ? 'records is required' : 'records must be an array', { field: 'records' });
-    }
-    return { name: b.name, type: b.type, metadata: b.metadata, records: b.records };
+    return { name: b.name, type: b.type, metadata: b.metadata, records: b.records as unknown[] | undefined };
   }
   const { fields, file } = await readMultipart(req, maxBytes);
   if (!file) throw invalidRequest('file is required', { field: 'file' });
-  const format = formatOf(file.filename);
-  if (!format) throw invalidRequest('file must be .jsonl, .csv or .txt', { field: 'file' });
   let metadata: unknown;
   if (fields.metadata !== undefined && fields.metadata.trim() !== '') {
     try {
@@ -48,12 +42,7 @@ async function uploadInput(req: Request): Promise<CreateDatasetInput> {
       throw invalidRequest('metadata must be a JSON object', { field: 'metadata' });
     }
   }
-  const type = fields.type;
-  if (type !== 'eval_set' && type !== 'rag_corpus') {
-    throw invalidRequest(type === undefined ? 'type is required' : 'type must be "eval_set" or "rag_corpus"', { field: 'type' });
-  }
-  const parsed = parseFile(format, file.bytes, type);
-  return { name: fields.name, type, metadata, records: parsed.records, preErrors: parsed.errors };
+  return { name: fields.name, type: fields.type, metadata, file: { filename: file.filename, bytes: file.bytes } };
 }
 
 /**
@@ -83,10 +72,10 @@ export function datasetRouter(datasets: DatasetService): Router {
     refuseDeclaredOversize(DATASET_LIMITS.maxBodyBytes),
     json,
     asyncHandler(async (req, res) => {
-      const { dataset, recordErrors } = await datasets.create(await uploadInput(req));
+      const { dataset, recordErrors, rejectedRecords } = await datasets.create(await uploadInput(req));
       res.status(201).json({
         ...datasetSummaryJson(dataset),
-        ...(recordErrors.length > 0 ? { record_errors: recordErrors.slice(0, 1000), rejected_records: recordErrors.length } : {}),
+        ...(rejectedRecords > 0 ? { record_errors: recordErrors, rejected_records: rejectedRecords } : {}),
         request_id: req.ctx.requestId,
       });
     }),

@@ -1,9 +1,9 @@
 import express, { Router } from 'express';
 import type { BatchItem, BatchRun, EvalRun, ScoreRecord } from '../storage/types.js';
-import { StartBatchSchema, type BatchEvalService } from '../services/batch-evals.js';
-import { EvaluateRequestSchema, type EvaluationService } from '../services/evaluation.js';
+import type { BatchEvalService } from '../services/batch-evals.js';
+import type { EvaluationService } from '../services/evaluation.js';
+import { DistributionQuerySchema, EvaluateRequestSchema, FailuresQuerySchema, StartBatchSchema } from '../services/evaluation-schema.js';
 import { parseInput } from '../services/validation.js';
-import { z } from 'zod';
 import { asyncHandler } from './middleware.js';
 
 export const scoreJson = (s: ScoreRecord) => ({
@@ -55,12 +55,6 @@ export const itemJson = (i: BatchItem) => ({
   completion_tokens: i.completionTokens,
   attempts: i.attempts,
 });
-
-const FailuresQuery = z.object({
-  limit: z.coerce.number({ error: 'limit must be a number' }).int({ error: 'limit must be an integer' }).min(1, { error: 'limit must be between 1 and 100' }).max(100, { error: 'limit must be between 1 and 100' }).default(20),
-  cursor: z.string().max(200, { error: 'cursor is invalid' }).optional(),
-});
-const DistributionQuery = z.object({ criterion: z.string({ error: 'criterion must be a string' }).default('overall') });
 
 /** Contract sections 3 (evaluate) and 5 (batch evaluations). */
 export function evaluationRouter(evals: EvaluationService, batches: BatchEvalService, maxBodyBytes: number): Router {
@@ -127,7 +121,7 @@ export function evaluationRouter(evals: EvaluationService, batches: BatchEvalSer
   router.get(
     '/v1/batch-evals/:id/distribution',
     asyncHandler(async (req, res) => {
-      const { criterion } = parseInput(DistributionQuery, req.query);
+      const { criterion } = parseInput(DistributionQuerySchema, req.query);
       const d = await batches.distribution(String(req.params.id), criterion);
       res.json({ batch_eval_id: req.params.id, criterion: d.criterion, buckets: d.buckets, summary: d.summary, request_id: req.ctx.requestId });
     }),
@@ -135,8 +129,7 @@ export function evaluationRouter(evals: EvaluationService, batches: BatchEvalSer
   router.get(
     '/v1/batch-evals/:id/failures',
     asyncHandler(async (req, res) => {
-      const q = parseInput(FailuresQuery, req.query);
-      const page = await batches.failures(String(req.params.id), q.limit, q.cursor);
+      const page = await batches.failures(String(req.params.id), parseInput(FailuresQuerySchema, req.query));
       res.json({ batch_eval_id: req.params.id, count: page.count, data: page.items.map(itemJson), next_cursor: page.nextCursor, request_id: req.ctx.requestId });
     }),
   );

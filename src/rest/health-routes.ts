@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import { errorEnvelope, toPublicError } from '../errors.js';
+import { errorEnvelope } from '../errors.js';
+import { publicError } from '../services/errors.js';
 import type { HealthService } from '../services/health.js';
 
 /** Probes and the health report; none needs a key. */
@@ -13,7 +14,7 @@ export function healthRouter(health: HealthService): Router {
       health.assertReady();
       res.json({ status: 'ready', request_id: req.ctx.requestId });
     } catch (err) {
-      const e = toPublicError(err);
+      const e = publicError(err);
       res.status(e.status).json(errorEnvelope(e, req.ctx.requestId));
     }
   });

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
-import { AppError, errorEnvelope, invalidRequest, notFound, toPublicError } from '../errors.js';
+import { AppError, errorEnvelope, invalidRequest, notFound } from '../errors.js';
+import { isExpected, publicError } from '../services/errors.js';
+import type { Log } from '../observability/log.js';
 import type { Authenticator } from '../services/auth.js';
 import type { RequestContext } from '../services/context.js';
 
@@ -68,17 +70,13 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(notFound(`No route for ${req.method} ${req.path}`));
 };
 
-export interface ErrorLogger {
-  error(obj: object, msg: string): void;
-}
-
 /** The one place REST maps errors to the contract's envelope (and counts them by code). */
-export function errorHandler(log: ErrorLogger, metrics?: { error(code: string): void }): ErrorRequestHandler {
+export function errorHandler(log: Log, metrics?: { error(code: string): void }): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const mapped = fromBodyParser(err) ?? toPublicError(err);
+    const mapped = fromBodyParser(err) ?? publicError(err);
     metrics?.error(mapped.code);
     const requestId = req.ctx?.requestId ?? requestIdFrom(undefined);
-    if (!(err instanceof AppError) && mapped.code === 'internal_error') {
+    if (!isExpected(err) && mapped.code === 'internal_error') {
       log.error({ err, request_id: requestId, path: req.path }, 'unhandled error');
     }
     if (res.headersSent) {

@@ -57,7 +57,7 @@ const ChatResultRef = builder.objectRef<ChatResult>('ChatResult').implement({
     originalResponse: t.exposeString('originalResponse', { nullable: true }),
     critique: t.exposeString('critique', { nullable: true }),
     refineStepsUsed: t.exposeInt('refineStepsUsed'),
-    seed: t.exposeFloat('seed'),
+    seed: t.exposeFloat('seed', { nullable: true }),
     timeToFirstTokenMs: t.exposeFloat('timeToFirstTokenMs', { nullable: true }),
     interTokenLatencyMs: t.exposeFloat('interTokenLatencyMs', { nullable: true }),
     refineUsage: t.field({ type: RefineUsage, nullable: true, resolve: (r) => r.refineUsage }),

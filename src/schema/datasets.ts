@@ -1,5 +1,5 @@
 import type { Dataset } from '../storage/types.js';
-import { DatasetListSchema } from '../services/datasets/service.js';
+import { DatasetListSchema, type CreatedDataset } from '../services/datasets/service.js';
 import type { RecordError } from '../services/datasets/validate.js';
 import { parseInput } from '../services/validation.js';
 import { builder } from './builder.js';
@@ -39,16 +39,11 @@ const RecordErrorRef = builder.objectRef<RecordError>('RecordError').implement({
   }),
 });
 
-interface CreatedDatasetView {
-  dataset: Dataset;
-  recordErrors: RecordError[];
-}
-
-const CreateDatasetPayload = builder.objectRef<CreatedDatasetView>('CreateDatasetPayload').implement({
+const CreateDatasetPayload = builder.objectRef<CreatedDataset>('CreateDatasetPayload').implement({
   fields: (t) => ({
     dataset: t.field({ type: DatasetRef, resolve: (p) => p.dataset }),
-    recordErrors: t.field({ type: [RecordErrorRef], resolve: (p) => p.recordErrors.slice(0, 1000) }),
-    rejectedRecords: t.int({ resolve: (p) => p.recordErrors.length }),
+    recordErrors: t.field({ type: [RecordErrorRef], resolve: (p) => p.recordErrors }),
+    rejectedRecords: t.exposeInt('rejectedRecords'),
   }),
 });
 

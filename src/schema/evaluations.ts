@@ -1,9 +1,9 @@
 import type { BatchItem, BatchRun, EvalRun, ScoreRecord } from '../storage/types.js';
-import { StartBatchSchema, type BatchSummary, type Distribution } from '../services/batch-evals.js';
-import { EvaluateRequestSchema } from '../services/evaluation.js';
-import { invalidRequest } from '../errors.js';
+import type { BatchSummary, Distribution } from '../services/batch-evals.js';
+import { EvaluateRequestSchema, StartBatchSchema } from '../services/evaluation-schema.js';
+import { DEFAULT_CRITERION } from '../services/scoring/criteria.js';
 import { builder } from './builder.js';
-import { parseGraphQLInput } from './input.js';
+import { parseGraphQLInput, parsePageArgs } from './input.js';
 import { JsonScalar } from './scalars.js';
 
 const Criterion = builder.enumType('Criterion', {
@@ -161,19 +161,13 @@ const BatchEval = builder.objectRef<BatchRun>('BatchEval').implement({
     }),
     distribution: t.field({
       type: DistributionRef,
-      args: { criterion: t.arg({ type: Criterion, defaultValue: 'overall' }) },
-      resolve: (b, { criterion }, { services }) => services.batchEvals.distribution(b.id, criterion ?? 'overall'),
+      args: { criterion: t.arg({ type: Criterion, defaultValue: DEFAULT_CRITERION }) },
+      resolve: (b, { criterion }, { services }) => services.batchEvals.distribution(b.id, criterion ?? undefined),
     }),
     failures: t.field({
       type: FailurePage,
       args: { first: t.arg.int({ description: '1..100, default 20' }), after: t.arg.string() },
-      resolve: (b, { first, after }, { services }) => {
-        const limit = first ?? 20;
-        if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-          throw invalidRequest('first must be between 1 and 100', { field: 'first' });
-        }
-        return services.batchEvals.failures(b.id, limit, after ?? undefined);
-      },
+      resolve: (b, args, { services }) => services.batchEvals.failures(b.id, parsePageArgs(args)),
     }),
   }),
 });

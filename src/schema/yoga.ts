@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getOperationAST, GraphQLError, type DocumentNode } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
-import { AppError, HTTP_STATUS, toPublicError } from '../errors.js';
+import { AppError, HTTP_STATUS } from '../errors.js';
+import { isExpected, publicError } from '../services/errors.js';
 import { rateLimitedError, rateLimitHeaders } from '../services/rate-limit.js';
 import type { Services } from '../services/index.js';
-import type { ErrorLogger } from '../rest/middleware.js';
+import type { Log } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { GraphQLContext } from './context.js';
+import { graphiqlOptions, renderGraphiQL } from './graphiql.js';
 import { schema } from './index.js';
 
 interface ServerContext {
@@ -85,12 +87,14 @@ const metricsPlugin = (metrics: Metrics): Plugin => {
 };
 
 /** The GraphQL surface: yoga over the Pothos schema, sharing the REST request context. */
-export function buildYoga(services: Services, log: ErrorLogger) {
+export function buildYoga(services: Services, log: Log) {
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    graphiql: { title: 'Inference server', defaultQuery: '{ health { status model modelLoaded } }' },
+    // Served from our own assets (works offline); see graphiql.ts.
+    graphiql: graphiqlOptions,
+    renderGraphiQL,
     plugins: [contractCodes(), metricsPlugin(services.metrics)],
     context: async ({ req, res }) => {
       const ctx = req.ctx;
@@ -101,7 +105,7 @@ export function buildYoga(services: Services, log: ErrorLogger) {
           authorization: header(req, 'authorization'),
         });
       } catch (err) {
-        throw toGraphQLError(toPublicError(err), ctx.requestId);
+        throw toGraphQLError(publicError(err), ctx.requestId);
       }
       // One HTTP request to /graphql (one operation) counts once, against the same budget as REST.
       const limit = await services.rateLimit.consume(ctx.keyId);
@@ -115,7 +119,7 @@ export function buildYoga(services: Services, log: ErrorLogger) {
       maskError(error, message) {
         const original = error instanceof GraphQLError ? error : undefined;
         const cause = original?.originalError ?? error;
-        if (cause instanceof AppError) return toGraphQLError(cause, undefined, original);
+        if (isExpected(cause)) return toGraphQLError(publicError(cause), undefined, original);
         if (original && !original.originalError) return original;
         log.error({ err: cause }, 'graphql resolver failed');
         return new GraphQLError(message, {

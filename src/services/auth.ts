@@ -1,10 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { unauthorized } from '../errors.js';
+import { keyIdOf } from '../observability/key-id.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
-
-/** Non-secret id for a key: the first 12 hex digits of its SHA-256. */
-export const keyIdOf = (key: string) => sha256(key).toString('hex').slice(0, 12);
 
 /** Decides who is calling; the only place that compares API keys. */
 export class Authenticator {

@@ -1,42 +1,26 @@
-import { z } from 'zod';
+import { ContextOverflowError, GenerationCancelledError } from '../engine/errors.js';
 import { AppError, invalidRequest, notFound } from '../errors.js';
-import type { BatchItem, BatchRun, BatchStatus, Storage } from '../storage/types.js';
+import type { Log } from '../observability/log.js';
+import { itemCursor, keysetPage } from '../storage/cursor.js';
+import type { BatchItem, BatchParams, BatchRun, BatchStatus, FailureReason, Storage } from '../storage/types.js';
 import type { RequestContext } from './context.js';
 import type { EvalRecordData } from './datasets/validate.js';
-import { newId } from './datasets/service.js';
-import { CriteriaSchema, JudgeSchema, toScoreRecords, type Scorer } from './evaluation.js';
+import { isExpected, publicError } from './errors.js';
+import type { StartBatchRequest } from './evaluation-schema.js';
+import { toScoreRecords, type Scorer } from './evaluation.js';
+import { newId } from './ids.js';
 import type { ModelHost } from './model-host.js';
-import { passRule, type Criterion } from './scoring/criteria.js';
+import type { Page, PageQuery } from './paging.js';
+import { samplingParams, type SamplingFields } from './sampling.js';
+import { DEFAULT_CRITERION, passRule, type Criterion } from './scoring/criteria.js';
 import { mean, percentile, scoreDistribution, summarizeScores, wilsonInterval } from './scoring/stats.js';
 
-/** POST /v1/batch-evals (contract section 5), both surfaces. */
-export const StartBatchSchema = z.object(
-  {
-    dataset_id: z.string({ error: (i) => (i.input === undefined ? 'dataset_id is required' : 'dataset_id must be a string') }).min(1),
-    criteria: CriteriaSchema.default(['overall']),
-    model: z.string({ error: 'model must be a string' }).optional(),
-    concurrency: z.number({ error: 'concurrency must be a number' }).int({ error: 'concurrency must be an integer' }).min(1, { error: 'concurrency must be between 1 and 16' }).max(16, { error: 'concurrency must be between 1 and 16' }).default(4),
-    max_new_tokens: z.number({ error: 'max_new_tokens must be a number' }).int({ error: 'max_new_tokens must be an integer' }).min(1, { error: 'max_new_tokens must be between 1 and 1024' }).max(1024, { error: 'max_new_tokens must be between 1 and 1024' }).default(160),
-    temperature: z.number({ error: 'temperature must be a number' }).min(0, { error: 'temperature must be between 0 and 2' }).max(2, { error: 'temperature must be between 0 and 2' }).default(0),
-    seed: z.number({ error: 'seed must be a number' }).int({ error: 'seed must be an integer' }).min(0).max(4_294_967_295, { error: 'seed must be between 0 and 4294967295' }).default(0),
-    judge: JudgeSchema.default('deterministic'),
-  },
-  { error: 'request body must be a JSON object' },
-);
-export type StartBatchRequest = z.infer<typeof StartBatchSchema>;
-
-/**
- * Why a record did not pass, from a fixed taxonomy:
- * - generation_error: the model failed to answer after every attempt;
- * - context_overflow: the prompt does not fit the model's context window;
- * - latency_exceeded: answered, but slower than expected.max_latency_ms;
- * - unscored: a required criterion could not be scored (no reference, judge parse error);
- * - below_threshold: a required criterion scored below the pass threshold.
- */
-export type FailureReason = 'generation_error' | 'context_overflow' | 'latency_exceeded' | 'unscored' | 'below_threshold';
-
 const MAX_ATTEMPTS = 3;
+/** Records and items are read from storage this many at a time. */
 const PAGE = 200;
+
+/** What a batch run does not take from its request: it samples plainly, with no stop strings. */
+const BATCH_SAMPLING: Omit<SamplingFields, 'max_new_tokens' | 'temperature'> = { top_p: 1, top_k: 0, repetition_penalty: 1, stop: [] };
 
 export interface BatchSummary {
   meanScores: Record<string, number | null>;
@@ -79,7 +63,7 @@ export class BatchEvalService {
     private readonly storage: Storage,
     private readonly host: ModelHost,
     private readonly scorer: Scorer,
-    private readonly log: { info(o: object, m: string): void; error(o: object, m: string): void },
+    private readonly log: Log,
   ) {}
 
   async start(req: StartBatchRequest, ctx: RequestContext): Promise<BatchRun> {
@@ -90,19 +74,20 @@ export class BatchEvalService {
       throw invalidRequest(`model ${req.model} is not served here; this server serves ${this.host.modelName}`, { field: 'model' });
     }
     const now = new Date().toISOString();
+    const params: BatchParams = {
+      model: this.host.modelName,
+      concurrency: req.concurrency,
+      max_new_tokens: req.max_new_tokens,
+      temperature: req.temperature,
+      seed: req.seed,
+      judge: req.judge,
+    };
     const run: BatchRun = {
       id: newId('be'),
       datasetId: dataset.id,
       status: 'queued',
       criteria: req.criteria,
-      params: {
-        model: this.host.modelName,
-        concurrency: req.concurrency,
-        max_new_tokens: req.max_new_tokens,
-        temperature: req.temperature,
-        seed: req.seed,
-        judge: req.judge,
-      },
+      params,
       total: dataset.recordCount,
       completed: 0,
       failed: 0,
@@ -178,7 +163,7 @@ export class BatchEvalService {
     };
   }
 
-  async distribution(id: string, criterion: string): Promise<Distribution> {
+  async distribution(id: string, criterion: string = DEFAULT_CRITERION): Promise<Distribution> {
     const run = await this.get(id);
     if (!run.criteria.includes(criterion)) {
       throw invalidRequest(`criterion must be one of this run's criteria: ${run.criteria.join(', ')}`, { field: 'criterion' });
@@ -188,21 +173,14 @@ export class BatchEvalService {
     return { criterion, buckets: scoreDistribution(scores), summary };
   }
 
-  /** Records that did not pass, in dataset order; `cursor` is the last index seen. */
-  async failures(id: string, limit: number, cursor?: string): Promise<{ items: BatchItem[]; nextCursor: string | null; count: number }> {
+  /** Records that did not pass, in dataset order, a page at a time; `count` is all of them. */
+  async failures(id: string, { limit, cursor }: PageQuery): Promise<Page<BatchItem> & { count: number }> {
     const run = await this.get(id);
-    let after = -1;
-    if (cursor !== undefined) {
-      const n = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
-      if (!Number.isInteger(n) || n < -1) throw invalidRequest('cursor is invalid', { field: 'cursor' });
-      after = n;
-    }
-    const page = await this.storage.batches.items(id, { afterIndex: after, limit: limit + 1, notPassedOnly: true });
-    const items = page.slice(0, limit);
-    const last = items.at(-1);
-    const nextCursor = page.length > limit && last ? Buffer.from(String(last.index)).toString('base64url') : null;
+    const after = cursor === undefined ? -1 : itemCursor.decode(cursor).index;
+    const rows = await this.storage.batches.items(id, { afterIndex: after, limit: limit + 1, notPassedOnly: true });
+    const page = keysetPage(rows, limit, (i) => i, itemCursor, (i) => ({ index: i.index }));
     const count = (await this.allItems(run.id)).filter((i) => i.passed !== true).length;
-    return { items, nextCursor, count };
+    return { ...page, count };
   }
 
   /** Every stored item, in index order, read page by page. */
@@ -252,7 +230,7 @@ export class BatchEvalService {
     const now = new Date().toISOString();
     await this.storage.batches.update(run.id, { status: 'running', startedAt: run.startedAt ?? now, updatedAt: now });
     const done = await this.storage.batches.doneIndexes(run.id);
-    const concurrency = Number(run.params.concurrency ?? 4);
+    const { concurrency } = run.params;
 
     let after = -1;
     const inFlight = new Set<Promise<void>>();
@@ -295,19 +273,7 @@ export class BatchEvalService {
       try {
         const engine = this.host.require();
         const started = performance.now();
-        const g = await engine.generate(
-          rec.input.prompt,
-          {
-            maxNewTokens: Number(p.max_new_tokens ?? 160),
-            temperature: Number(p.temperature ?? 0),
-            topP: 1,
-            topK: 0,
-            repetitionPenalty: 1,
-            seed: (Number(p.seed ?? 0) + index) >>> 0,
-            stop: [],
-          },
-          { signal },
-        );
+        const g = await engine.generate(rec.input.prompt, samplingParams({ ...BATCH_SAMPLING, ...p }, p.seed + index), { signal });
         if (g.finishReason === 'cancelled') return;
         const latencyMs = Math.round(performance.now() - started);
         const scores = await this.scorer.score({
@@ -316,8 +282,8 @@ export class BatchEvalService {
           reference: rec.reference?.answer ?? null,
           finishReason: g.finishReason === 'stop' ? 'stop' : 'length',
           criteria: run.criteria as Criterion[],
-          judge: p.judge === 'model' ? 'model' : 'deterministic',
-          seed: Number(p.seed ?? 0),
+          judge: p.judge,
+          seed: p.seed,
           signal,
         });
         if (signal.aborted) return;
@@ -346,14 +312,15 @@ export class BatchEvalService {
         });
         return;
       } catch (err) {
+        if (err instanceof GenerationCancelledError) return;
         lastError = err;
         // A prompt that cannot fit is not transient: no retry.
-        if (err instanceof AppError && err.code === 'invalid_request') break;
+        if (err instanceof ContextOverflowError) break;
         if (attempts < MAX_ATTEMPTS) await sleep(200 * 2 ** (attempts - 1), signal);
       }
     }
     if (signal.aborted) return;
-    const overflow = lastError instanceof AppError && lastError.code === 'invalid_request' && lastError.details?.context_window !== undefined;
+    const overflow = lastError instanceof ContextOverflowError;
     await this.storage.batches.putItem({
       ...base,
       status: 'failed',
@@ -365,7 +332,7 @@ export class BatchEvalService {
       passed: false,
       attempts,
       reason: overflow ? 'context_overflow' : 'generation_error',
-      message: lastError instanceof AppError ? lastError.message : 'generation failed',
+      message: isExpected(lastError) ? publicError(lastError).message : 'generation failed',
       createdAt: new Date().toISOString(),
     });
   }

@@ -12,10 +12,8 @@ export interface ChatCacheOptions {
   ttlSeconds: number;
   /** Most entries kept in memory (least recently used go first). */
   maxEntries: number;
-  /** With Redis, entries live there, shared by every process on it. */
+  /** With Redis, entries live there, shared by every process on it (keys `<prefix>:chat:<model>:<sha256>`). */
   redis?: SharedRedis | null;
-  /** Prefix of the Redis keys (`<prefix>:chat:<model>:<sha256>`). */
-  keyPrefix?: string;
   /** Called on every lookup of a cacheable request (the metrics hook). */
   onLookup?: (hit: boolean) => void;
 }
@@ -30,23 +28,27 @@ export function isDeterministic(req: ChatRequest): boolean {
   return req.temperature === 0 && (req.mode === 'single' || req.critique_temperature === 0);
 }
 
-/** SHA-256 over the model and every parameter that changes the output (never `stream`). */
+/**
+ * SHA-256 over the model and the validated request without the fields that
+ * cannot change the answer (only `stream`, how it is delivered). Derived
+ * from the request rather than listed, so a new parameter is part of the
+ * key from the start and can never make two different requests collide.
+ */
 export function chatCacheKey(model: string, req: ChatRequest): string {
-  const parts = [
-    model,
-    req.prompt,
-    req.max_new_tokens,
-    req.temperature,
-    req.top_p,
-    req.top_k,
-    req.repetition_penalty,
-    req.seed ?? null,
-    req.stop,
-    req.mode,
-    req.refine_steps,
-    req.critique_temperature,
-  ];
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+  const { stream: _delivery, ...output } = req;
+  return createHash('sha256').update(canonicalJson([model, output])).digest('hex');
+}
+
+/** JSON with object keys sorted, so equal requests hash equally whatever their key order. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
 }
 
 interface Store {
@@ -71,11 +73,10 @@ class MemoryStore implements Store {
 class RedisStore implements Store {
   constructor(
     private readonly redis: SharedRedis,
-    private readonly prefix: string,
     private readonly ttlSeconds: number,
   ) {}
   private name(model: string, key: string) {
-    return `${this.prefix}:chat:${model}:${key}`;
+    return this.redis.key('chat', model, key);
   }
   async get(model: string, key: string) {
     await this.redis.settled();
@@ -108,7 +109,7 @@ export class ChatCache {
 
   constructor(private readonly opts: ChatCacheOptions) {
     this.store = opts.redis
-      ? new RedisStore(opts.redis, opts.keyPrefix ?? 'inference-server', opts.ttlSeconds)
+      ? new RedisStore(opts.redis, opts.ttlSeconds)
       : new MemoryStore(opts.ttlSeconds, opts.maxEntries);
   }
 

@@ -1,11 +1,13 @@
 import { randomInt } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
-import { AppError } from '../errors.js';
-import type { GenerationResult, SamplingParams } from '../engine/types.js';
+import type { Log } from '../observability/log.js';
+import { GenerationCancelledError } from '../engine/errors.js';
+import type { GenerationResult } from '../engine/types.js';
 import type { RequestContext } from './context.js';
 import type { ModelHost } from './model-host.js';
 import type { ChatRequest } from './chat-schema.js';
 import type { CachedChat, ChatCache } from './chat-cache.js';
+import { samplingParams } from './sampling.js';
 
 export type ChatPhase = 'answer' | 'critique' | 'rewrite';
 
@@ -39,8 +41,11 @@ export interface ChatResult {
   originalResponse: string | null;
   critique: string | null;
   refineStepsUsed: number;
-  /** The seed the sampler used (random when the request gave none), to reproduce a sampled answer. */
-  seed: number;
+  /**
+   * The seed the sampler used (random when the request gave none), to
+   * reproduce a sampled answer; null when nothing was sampled (greedy).
+   */
+  seed: number | null;
   timeToFirstTokenMs: number | null;
   interTokenLatencyMs: number | null;
   /** Tokens read and written by the critique and rewrite steps of refine mode. */
@@ -63,15 +68,11 @@ function rewritePrompt(prompt: string, answer: string, critique: string): string
   );
 }
 
-export interface ServiceLogger {
-  info(obj: object, msg: string): void;
-}
-
 /** Chat completions: single answers and self-refinement, over the shared engine. */
 export class ChatService {
   constructor(
     private readonly host: ModelHost,
-    private readonly log: ServiceLogger,
+    private readonly log: Log,
     private readonly cache?: ChatCache | null,
   ) {}
 
@@ -92,16 +93,14 @@ export class ChatService {
     const seed = req.seed ?? randomInt(0, 2 ** 32 - 1);
     let index = 0;
     const run = async (prompt: string, phase: ChatPhase, temperature: number, seedOffset: number) => {
-      const r = await engine.generate(prompt, this.params(req, temperature, (seed + seedOffset) >>> 0), {
+      const r = await engine.generate(prompt, samplingParams({ ...req, temperature }, seed + seedOffset), {
         signal: ctx.signal,
         onText: onToken ? (text) => onToken({ text, index: index++, phase }) : undefined,
       });
       if (r.finishReason === 'cancelled') {
-        this.log.info(
-          { request_id: ctx.requestId, prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens },
-          'generation cancelled: client went away',
-        );
-        throw new AppError('invalid_request', 'Request cancelled by the client');
+        const usage = { promptTokens: r.promptTokens, completionTokens: r.completionTokens };
+        this.log.info({ request_id: ctx.requestId, prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens }, 'generation cancelled: client went away');
+        throw new GenerationCancelledError(usage);
       }
       return r;
     };
@@ -127,9 +126,10 @@ export class ChatService {
         steps++;
       }
     }
+    const sampled = req.temperature > 0 || (steps > 0 && req.critique_temperature > 0);
     const result = this.result(engine, ctx, {
       started,
-      seed,
+      seed: sampled ? seed : null,
       promptTokens: first.promptTokens,
       final,
       original: steps > 0 ? first.text : null,
@@ -155,18 +155,6 @@ export class ChatService {
     };
   }
 
-  private params(req: ChatRequest, temperature: number, seed: number): SamplingParams {
-    return {
-      maxNewTokens: req.max_new_tokens,
-      temperature,
-      topP: req.top_p,
-      topK: req.top_k,
-      repetitionPenalty: req.repetition_penalty,
-      seed,
-      stop: req.stop,
-    };
-  }
-
   /** Refinement stops early rather than failing when its own prompt outgrows the window. */
   private fits(engine: Engine, prompt: string): boolean {
     return engine.encode(prompt).length < engine.info.contextWindow - 1;
@@ -177,7 +165,7 @@ export class ChatService {
     ctx: RequestContext,
     r: {
       started: number;
-      seed: number;
+      seed: number | null;
       promptTokens: number;
       final: GenerationResult;
       original: string | null;

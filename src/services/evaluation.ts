@@ -1,41 +1,13 @@
-import { z } from 'zod';
 import type { Engine } from '../engine/engine.js';
 import { notFound } from '../errors.js';
-import type { EvalRun, ScoreRecord, Storage } from '../storage/types.js';
+import type { EvalRun, Judge, ScoreRecord, Storage } from '../storage/types.js';
 import type { RequestContext } from './context.js';
-import { newId } from './datasets/service.js';
+import { newId } from './ids.js';
 import type { ModelHost } from './model-host.js';
-import { CRITERIA, scoreDeterministic, type Criterion, type CriterionScore } from './scoring/criteria.js';
+import type { EvaluateRequest } from './evaluation-schema.js';
+import { samplingParams, type SamplingFields } from './sampling.js';
+import { scoreDeterministic, type Criterion, type CriterionScore } from './scoring/criteria.js';
 import { judgeCriteria } from './scoring/judge.js';
-
-const text = (name: string) =>
-  z
-    .string({ error: (i) => (i.input === undefined ? `${name} is required` : `${name} must be a string`) })
-    .max(200_000, { error: `${name} must be at most 200000 characters` })
-    .refine((s) => s.trim().length > 0, { error: `${name} must be non-empty` });
-
-export const CriteriaSchema = z
-  .array(z.enum(CRITERIA as [Criterion, ...Criterion[]], { error: `criteria must be among ${CRITERIA.join(', ')}` }), {
-    error: 'criteria must be an array',
-  })
-  .min(1, { error: 'criteria must name at least one criterion' })
-  .transform((c) => [...new Set(c)]);
-
-export const JudgeSchema = z.enum(['deterministic', 'model'], { error: 'judge must be "deterministic" or "model"' });
-
-/** POST /v1/evaluate (contract section 3), both surfaces. */
-export const EvaluateRequestSchema = z.object(
-  {
-    prompt: text('prompt'),
-    response: text('response'),
-    criteria: CriteriaSchema.default(['overall']),
-    reference: z.string({ error: 'reference must be a string' }).max(200_000, { error: 'reference must be at most 200000 characters' }).nullish(),
-    context: z.string({ error: 'context must be a string' }).max(200_000, { error: 'context must be at most 200000 characters' }).nullish(),
-    judge: JudgeSchema.default('deterministic'),
-  },
-  { error: 'request body must be a JSON object' },
-);
-export type EvaluateRequest = z.infer<typeof EvaluateRequestSchema>;
 
 export interface ScoringRequest {
   prompt: string;
@@ -44,11 +16,14 @@ export interface ScoringRequest {
   context?: string | null;
   finishReason?: 'stop' | 'length' | null;
   criteria: Criterion[];
-  judge: 'deterministic' | 'model';
+  judge: Judge;
   /** Seed for the judge's generations (greedy anyway; kept for reproducibility). */
   seed?: number;
   signal?: AbortSignal;
 }
+
+/** How the model judge generates: greedy, short, ending with the JSON object's closing brace. */
+const JUDGE_SAMPLING: SamplingFields = { max_new_tokens: 96, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, stop: ['}'] };
 
 /** Scores by measurements of the texts, or by the served model as a judge. */
 export class Scorer {
@@ -58,11 +33,7 @@ export class Scorer {
     if (req.judge === 'deterministic') return scoreDeterministic(req, req.criteria);
     const engine: Engine = this.host.require();
     const generate = async (prompt: string) => {
-      const r = await engine.generate(
-        prompt,
-        { maxNewTokens: 96, temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: req.seed ?? 0, stop: ['}'] },
-        { signal: req.signal },
-      );
+      const r = await engine.generate(prompt, samplingParams(JUDGE_SAMPLING, req.seed ?? 0), { signal: req.signal });
       // The stop string ends the JSON object; put its brace back.
       return r.finishReason === 'stop' ? `${r.text}}` : r.text;
     };

@@ -9,13 +9,8 @@ import { HealthService } from './health.js';
 import type { ModelHost } from './model-host.js';
 import { RateLimiter } from './rate-limit.js';
 import { SharedRedis } from './redis.js';
+import type { Log } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-
-export interface ServiceLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** The service layer both surfaces call. */
 export interface Services {
@@ -39,23 +34,22 @@ export function buildServices(opts: {
   storage: Storage;
   apiKeys: readonly string[];
   version: string;
-  log: ServiceLog;
+  log: Log;
   metrics: Metrics;
   /** Limits and cache live in Redis when set, else in process memory. */
   redisUrl?: string | undefined;
-  redisKeyPrefix?: string;
+  /** Prefix of every Redis key (REDIS_KEY_PREFIX). */
+  redisKeyPrefix: string;
   /** 0 or unset: no limits. */
   rateLimitPerMinute?: number;
   /** ttlSeconds 0 or unset: no response cache. */
   chatCache?: { ttlSeconds: number; maxEntries: number };
 }): Services {
   const scorer = new Scorer(opts.host);
-  const redis = opts.redisUrl ? new SharedRedis(opts.redisUrl, opts.log) : null;
-  const keyPrefix = opts.redisKeyPrefix ?? 'inference-server';
+  const redis = opts.redisUrl ? new SharedRedis(opts.redisUrl, opts.log, opts.redisKeyPrefix) : null;
   const rateLimit = new RateLimiter({
     perMinute: opts.rateLimitPerMinute ?? 0,
     redis,
-    keyPrefix,
     onReject: () => opts.metrics.rateLimited(),
   });
   const chatCache =
@@ -63,7 +57,6 @@ export function buildServices(opts: {
       ? new ChatCache({
           ...opts.chatCache,
           redis,
-          keyPrefix,
           onLookup: (hit) => (hit ? opts.metrics.cacheHit() : opts.metrics.cacheMiss()),
         })
       : null;

@@ -1,5 +1,5 @@
 import type { Engine } from '../engine/engine.js';
-import { serviceUnavailable } from '../errors.js';
+import { ModelNotLoadedError } from '../engine/errors.js';
 
 export type ModelState = 'loading' | 'ready' | 'failed';
 
@@ -36,12 +36,9 @@ export class ModelHost {
     this.reasonValue = reason;
   }
 
-  /** The engine, or 503 service_unavailable while loading or after a failed load. */
+  /** The engine, or ModelNotLoadedError while loading or after a failed load. */
   require(): Engine {
     if (this.engineValue) return this.engineValue;
-    if (this.stateValue === 'failed') {
-      throw serviceUnavailable('Model failed to load', { state: 'failed', reason: this.reasonValue });
-    }
-    throw serviceUnavailable('Model is loading', { state: 'loading' });
+    throw new ModelNotLoadedError(this.stateValue === 'failed' ? 'failed' : 'loading', this.reasonValue);
   }
 }

@@ -18,10 +18,8 @@ export interface RateLimitDecision {
 export interface RateLimiterOptions {
   /** Requests per key per minute; 0 turns limiting off. */
   perMinute: number;
-  /** With Redis, every process sharing it enforces one limit together. */
+  /** With Redis, every process sharing it enforces one limit together (keys `<prefix>:rl:<key id>`). */
   redis?: SharedRedis | null;
-  /** Prefix of the Redis keys (`<prefix>:rl:<key id>`). */
-  keyPrefix?: string;
   /** Called on every rejection (the metrics hook). */
   onReject?: (keyId: string) => void;
 }
@@ -45,7 +43,8 @@ export class RateLimiter {
     if (opts.redis) {
       this.shared = new RateLimiterRedis({
         storeClient: opts.redis.client,
-        keyPrefix: `${opts.keyPrefix ?? 'inference-server'}:rl`,
+        // rate-limiter-flexible appends `:<key id>`.
+        keyPrefix: opts.redis.key('rl'),
         points: this.limit,
         duration: WINDOW_SECONDS,
         rejectIfRedisNotReady: true,

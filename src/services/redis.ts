@@ -1,11 +1,9 @@
 import { Redis } from 'ioredis';
+import type { Log } from '../observability/log.js';
 
 export type RedisState = 'connecting' | 'ok' | 'unavailable';
 
-export interface RedisLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+export type RedisLog = Pick<Log, 'info' | 'warn'>;
 
 /** host:port of a Redis URL: what may be logged (the URL itself may hold a password). */
 export function redisTarget(url: string): string {
@@ -32,9 +30,14 @@ export class SharedRedis {
   private readonly target: string;
   private readonly firstReady: Promise<void>;
 
+  /**
+   * @param keyPrefix prefix of every key this server writes (REDIS_KEY_PREFIX),
+   *   so several deployments can share one Redis; see `key`.
+   */
   constructor(
     url: string,
     private readonly log: RedisLog,
+    private readonly keyPrefix: string,
   ) {
     this.target = redisTarget(url);
     this.client = new Redis(url, {
@@ -54,6 +57,11 @@ export class SharedRedis {
     this.client.on('close', () => {
       if (this.stateValue === 'ok') this.down(new Error('connection closed'));
     });
+  }
+
+  /** The Redis key for a use and its parts: `<prefix>:<part>:<part>…`. The only place keys are named. */
+  key(...parts: string[]): string {
+    return [this.keyPrefix, ...parts].join(':');
   }
 
   get state(): RedisState {

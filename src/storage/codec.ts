@@ -2,45 +2,6 @@
  * Value conversions shared by both dialects, so that SQLite and PostgreSQL
  * store and return exactly the same things.
  */
-import { InvalidCursorError } from './errors.js';
-import type { Dataset, Page } from './types.js';
-
-/** Position after the last dataset of a page, in (created_at desc, id desc) order. */
-export interface DatasetCursor {
-  createdAt: string;
-  id: string;
-}
-
-const CURSOR_CHARS = /^[A-Za-z0-9_-]{1,1024}$/;
-
-/** base64url of `{"createdAt","id"}`: opaque to clients, self-contained for us. */
-export function encodeCursor(c: DatasetCursor): string {
-  return Buffer.from(JSON.stringify({ createdAt: c.createdAt, id: c.id }), 'utf8').toString('base64url');
-}
-
-/**
- * Parses a cursor this module issued; anything else throws InvalidCursorError.
- * The round-trip check at the end rejects edited cursors that still happen
- * to decode (extra keys, non-canonical times, stray base64 bits), so a
- * client can't steer the keyset query with values we never produced.
- */
-export function decodeCursor(cursor: string): DatasetCursor {
-  if (!CURSOR_CHARS.test(cursor)) throw new InvalidCursorError();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new InvalidCursorError();
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidCursorError();
-  const { createdAt, id } = parsed as Record<string, unknown>;
-  if (typeof createdAt !== 'string' || typeof id !== 'string' || id === '') throw new InvalidCursorError();
-  const t = Date.parse(createdAt);
-  if (!Number.isFinite(t) || new Date(t).toISOString() !== createdAt) throw new InvalidCursorError();
-  const c = { createdAt, id };
-  if (encodeCursor(c) !== cursor) throw new InvalidCursorError();
-  return c;
-}
 
 /**
  * Canonical UTC ISO-8601 with milliseconds. SQLite compares times as text,
@@ -98,15 +59,4 @@ export function toJson(value: unknown): string {
 export function checkLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
   return limit;
-}
-
-/**
- * A page of datasets from a query that asked for `limit + 1` rows: the extra
- * row only tells that another page exists, so the last page has no cursor
- * (and the extra row is never mapped).
- */
-export function datasetPage<R>(rows: readonly R[], limit: number, toDataset: (row: R) => Dataset): Page<Dataset> {
-  const items = rows.slice(0, limit).map(toDataset);
-  const last = items[items.length - 1];
-  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
 }

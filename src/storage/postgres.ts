@@ -4,7 +4,8 @@
  * per-connection search_path, which poolers in transaction mode don't keep.
  */
 import pg from 'pg';
-import { checkLimit, datasetPage, decodeCursor } from './codec.js';
+import { checkLimit } from './codec.js';
+import { datasetCursor, keysetPage } from './cursor.js';
 import { inTransaction, migratePostgres, quoteIdent } from './migrations.js';
 import {
   batchItemParams,
@@ -89,7 +90,7 @@ function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
     },
     async list(query: DatasetListQuery): Promise<Page<Dataset>> {
       const limit = checkLimit(query.limit);
-      const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
+      const after = query.cursor === undefined ? null : datasetCursor.decode(query.cursor);
       const where: string[] = [];
       const params: unknown[] = [];
       if (query.type !== undefined) {
@@ -104,14 +105,14 @@ function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
         params.push(after.createdAt, after.id);
         where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
       }
-      // One row more than the page: datasetPage uses it to tell whether another page exists.
+      // One row more than the page: keysetPage uses it to tell whether another page exists.
       params.push(limit + 1);
       const { rows } = await pool.query<DatasetRow<PgColumns>>(
         `SELECT * FROM ${t.datasets} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
         params,
       );
-      return datasetPage(rows, limit, toDataset);
+      return keysetPage(rows, limit, toDataset, datasetCursor, (d) => ({ createdAt: d.createdAt, id: d.id }));
     },
     async records(datasetId, afterIndex, limit) {
       const { rows } = await pool.query<RecordRow<PgColumns>>(

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
-import { checkLimit, datasetPage, decodeCursor } from './codec.js';
+import { checkLimit } from './codec.js';
+import { datasetCursor, keysetPage } from './cursor.js';
 import { migrateSqlite } from './migrations.js';
 import {
   batchItemParams,
@@ -88,7 +89,7 @@ function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
     },
     async list(query: DatasetListQuery): Promise<Page<Dataset>> {
       const limit = checkLimit(query.limit);
-      const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
+      const after = query.cursor === undefined ? null : datasetCursor.decode(query.cursor);
       const where: string[] = [];
       const params: unknown[] = [];
       if (query.type !== undefined) {
@@ -111,9 +112,9 @@ function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
         stmt = db.prepare(sql);
         listStatements.set(sql, stmt);
       }
-      // One row more than the page: datasetPage uses it to tell whether another page exists.
+      // One row more than the page: keysetPage uses it to tell whether another page exists.
       const rows = stmt.all(...params, limit + 1) as DatasetRow<SqliteColumns>[];
-      return datasetPage(rows, limit, toDataset);
+      return keysetPage(rows, limit, toDataset, datasetCursor, (d) => ({ createdAt: d.createdAt, id: d.id }));
     },
     async records(datasetId, afterIndex, limit) {
       return (selectRecords.all(datasetId, afterIndex, checkLimit(limit)) as RecordRow<SqliteColumns>[]).map(toRecord);

@@ -8,8 +8,12 @@
  * U+FFFD in both stores, because PostgreSQL cannot hold them.
  */
 
-export type DatasetType = 'eval_set' | 'rag_corpus';
-export type DatasetStatus = 'ready' | 'processing' | 'failed';
+// The enumerations below are stored values: each list is the one source of
+// its type, of validation, and of the GraphQL enum that shows it.
+export const DATASET_TYPES = ['eval_set', 'rag_corpus'] as const;
+export type DatasetType = (typeof DATASET_TYPES)[number];
+export const DATASET_STATUSES = ['ready', 'processing', 'failed'] as const;
+export type DatasetStatus = (typeof DATASET_STATUSES)[number];
 
 export interface Dataset {
   id: string;
@@ -86,15 +90,49 @@ export interface EvalRunRepository {
   get(runId: string): Promise<EvalRun | null>;
 }
 
-export type BatchStatus = 'queued' | 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
+export const BATCH_STATUSES = ['queued', 'running', 'completed', 'completed_with_failures', 'failed', 'cancelled'] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+/** How answers are scored: by measurements of the texts, or by the served model as a judge. */
+export const JUDGES = ['deterministic', 'model'] as const;
+export type Judge = (typeof JUDGES)[number];
+
+/**
+ * Why a batch record did not pass (services/batch-evals.ts decides which):
+ * - generation_error: the model failed to answer after every attempt;
+ * - context_overflow: the prompt does not fit the model's context window;
+ * - latency_exceeded: answered, but slower than expected.max_latency_ms;
+ * - unscored: a required criterion could not be scored (no reference, judge parse error);
+ * - below_threshold: a required criterion scored below the pass threshold.
+ */
+export const FAILURE_REASONS = ['generation_error', 'context_overflow', 'latency_exceeded', 'unscored', 'below_threshold'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+export const ITEM_STATUSES = ['succeeded', 'failed'] as const;
+export type ItemStatus = (typeof ITEM_STATUSES)[number];
+
+/**
+ * A batch run's parameters, stored fully defaulted when the run starts, so
+ * a resumed run generates and scores exactly as the one that started.
+ */
+export interface BatchParams {
+  /** The served model's name when the run started. */
+  model: string;
+  /** Records in flight at once. */
+  concurrency: number;
+  max_new_tokens: number;
+  temperature: number;
+  /** Record i is generated with seed (seed + i) mod 2^32. */
+  seed: number;
+  judge: Judge;
+}
 
 export interface BatchRun {
   id: string;
   datasetId: string;
   status: BatchStatus;
   criteria: string[];
-  /** Generation and scoring parameters (model, concurrency, max_new_tokens, temperature, seed, judge). */
-  params: Record<string, unknown>;
+  params: BatchParams;
   total: number;
   /** Stored items with status `succeeded` (kept equal to them by putItem; start a run at 0). */
   completed: number;
@@ -113,7 +151,7 @@ export interface BatchItem {
   /** The record's index in the dataset. */
   index: number;
   recordId: string;
-  status: 'succeeded' | 'failed';
+  status: ItemStatus;
   response: string | null;
   promptTokens: number | null;
   completionTokens: number | null;
@@ -121,8 +159,8 @@ export interface BatchItem {
   scores: ScoreRecord[];
   passed: boolean | null;
   attempts: number;
-  /** For failures: one of the fixed taxonomy (see services). */
-  reason: string | null;
+  /** Why the record did not pass; null when it passed. */
+  reason: FailureReason | null;
   message: string | null;
   createdAt: string;
 }

@@ -52,10 +52,10 @@ describe('Redis outage: fail open, log once, recover', () => {
 
   it('limits fall back to memory and the cache misses while Redis is away, then both use Redis again', async () => {
     await p.up();
-    redis = new SharedRedis(`redis://127.0.0.1:${port}`, log);
     const prefix = `test-${randomUUID()}`;
-    const limiter = new RateLimiter({ perMinute: 5, redis, keyPrefix: prefix });
-    const cache = new ChatCache({ ttlSeconds: 60, maxEntries: 10, redis, keyPrefix: prefix });
+    redis = new SharedRedis(`redis://127.0.0.1:${port}`, log, prefix);
+    const limiter = new RateLimiter({ perMinute: 5, redis });
+    const cache = new ChatCache({ ttlSeconds: 60, maxEntries: 10, redis });
     const req = ChatRequestSchema.parse({ prompt: 'hi', temperature: 0 });
     const key = cache.keyFor('m', req)!;
     const result = { response: 'there', requestId: 'r', latencyMs: 1, cacheHit: false, timeToFirstTokenMs: 1, interTokenLatencyMs: 1 } as ChatResult;

@@ -52,7 +52,7 @@ describe('sqlite storage file', () => {
       datasetId: 'ds_restart',
       status: 'running',
       criteria: ['overall'],
-      params: {},
+      params: { model: 'stories260K', concurrency: 1, max_new_tokens: 8, temperature: 0, seed: 0, judge: 'deterministic' },
       total: 1,
       completed: 0,
       failed: 0,

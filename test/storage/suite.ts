@@ -52,7 +52,7 @@ function makeRun(over: Partial<BatchRun> = {}): BatchRun {
     datasetId: uid('ds'),
     status: 'queued',
     criteria: ['accuracy', 'overall'],
-    params: { model: 'stories260K', concurrency: 4, max_new_tokens: 64, temperature: 0, seed: 7, judge: 'heuristic' },
+    params: { model: 'stories260K', concurrency: 4, max_new_tokens: 64, temperature: 0, seed: 7, judge: 'deterministic' },
     total: 10,
     completed: 0,
     failed: 0,
@@ -397,7 +397,8 @@ export function storageSuite(name: string, open: () => Promise<Storage>): void {
         await s.evalRuns.create(ev);
         expect(await s.evalRuns.get(ev.runId)).toEqual(ev);
 
-        const run = makeRun({ params: { nested, note: unicode } });
+        // Params are a JSON column: any JSON value comes back as it went in.
+        const run = makeRun({ params: { nested, note: unicode } as unknown as BatchRun['params'] });
         await s.batches.create(run);
         expect(await s.batches.get(run.id)).toEqual(run);
         const item = makeItem(run.id, 0, { response: unicode, message: unicode });
@@ -481,7 +482,7 @@ export function storageSuite(name: string, open: () => Promise<Storage>): void {
         const retried = makeItem(run.id, 1, { attempts: 2, response: 'second try' });
         await s.batches.putItem(retried);
         expect(await counters()).toEqual({ completed: 3, failed: 0 });
-        await s.batches.putItem(makeItem(run.id, 0, { status: 'failed', reason: 'timeout', message: 'too slow' }));
+        await s.batches.putItem(makeItem(run.id, 0, { status: 'failed', reason: 'latency_exceeded', message: 'too slow' }));
         expect(await counters()).toEqual({ completed: 2, failed: 1 });
 
         const items = await s.batches.items(run.id, { afterIndex: -1, limit: 10 });
@@ -491,7 +492,7 @@ export function storageSuite(name: string, open: () => Promise<Storage>): void {
           [2, 'succeeded'],
         ]);
         expect(items[1]).toEqual(retried);
-        expect(items[0]).toMatchObject({ reason: 'timeout', message: 'too slow', response: null, passed: null });
+        expect(items[0]).toMatchObject({ reason: 'latency_exceeded', message: 'too slow', response: null, passed: null });
       });
 
       it('moves updated_at on every item write', async () => {

@@ -43,4 +43,12 @@ describe('response cache keys', () => {
       keys.add(other);
     }
   });
+
+  it('is derived from the request: a field it does not know yet changes the key too; key order does not', () => {
+    const base = req({ temperature: 0 });
+    const k = chatCacheKey('m', base);
+    expect(chatCacheKey('m', { ...base, min_p: 0.1 } as typeof base)).not.toBe(k);
+    const reversed = Object.fromEntries(Object.entries(base).reverse()) as typeof base;
+    expect(chatCacheKey('m', reversed)).toBe(k);
+  });
 });

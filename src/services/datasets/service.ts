@@ -1,13 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, invalidRequest, notFound } from '../../errors.js';
-import { InvalidCursorError } from '../../storage/errors.js';
-import type { Dataset, DatasetStatus, DatasetType, Page, Storage } from '../../storage/types.js';
+import { DATASET_STATUSES, DATASET_TYPES, type Dataset, type DatasetType, type Storage } from '../../storage/types.js';
+import { oneOf } from '../fields.js';
+import { newId } from '../ids.js';
+import { pageFields, type Page } from '../paging.js';
 import { parseInput } from '../validation.js';
 import { DATASET_LIMITS as L } from './limits.js';
+import { formatOf, parseFile, type FileFormat, type ParsedFile } from './parse.js';
 import { badEncoding, byteLength, validateRecords, type RecordError } from './validate.js';
-
-export const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
 const DatasetFieldsSchema = z.object({
   name: z
@@ -15,7 +15,7 @@ const DatasetFieldsSchema = z.object({
     .min(1, { error: 'name must be non-empty' })
     .max(L.maxNameChars, { error: `name must be at most ${L.maxNameChars} characters` })
     .refine((s) => s.trim().length > 0 && !badEncoding(s), { error: 'name must be non-blank text' }),
-  type: z.enum(['eval_set', 'rag_corpus'], { error: 'type must be "eval_set" or "rag_corpus"' }),
+  type: oneOf('type', DATASET_TYPES),
   metadata: z
     .record(z.string(), z.unknown(), { error: 'metadata must be an object' })
     .optional()
@@ -31,48 +31,60 @@ function depth(v: unknown): number {
   return 0;
 }
 
+/** GET /v1/datasets and GraphQL `datasets`: filters and a page. */
 export const DatasetListSchema = z.object({
-  type: z.enum(['eval_set', 'rag_corpus'], { error: 'type must be "eval_set" or "rag_corpus"' }).optional(),
-  status: z.enum(['ready', 'processing', 'failed'], { error: 'status must be ready, processing or failed' }).optional(),
-  limit: z.coerce
-    .number({ error: 'limit must be a number' })
-    .int({ error: 'limit must be an integer' })
-    .min(1, { error: 'limit must be between 1 and 100' })
-    .max(100, { error: 'limit must be between 1 and 100' })
-    .default(20),
-  cursor: z.string().max(1000, { error: 'cursor is invalid' }).optional(),
+  type: oneOf('type', DATASET_TYPES).optional(),
+  status: oneOf('status', DATASET_STATUSES).optional(),
+  ...pageFields,
 });
+export type DatasetListQuery = z.infer<typeof DatasetListSchema>;
 
+/** An upload's fields, unvalidated, as either surface received them. */
 export interface CreateDatasetInput {
   name: unknown;
   type: unknown;
   metadata?: unknown;
-  /** Raw records (undefined where a file line could not be read; see preErrors). */
-  records: unknown[];
-  /** Problems the file reader found, already indexed. */
-  preErrors?: RecordError[];
+  /** The records, from a JSON body or GraphQL; or else */
+  records?: unknown[];
+  /** a file to read them from (multipart), by its name's extension. */
+  file?: { filename: string; bytes: Buffer };
 }
 
 export interface CreatedDataset {
   dataset: Dataset;
+  /** The first MAX_REPORTED_ERRORS rejected records, in record order. */
   recordErrors: RecordError[];
+  /** How many records were rejected in all. */
+  rejectedRecords: number;
 }
 
-/** Record errors echoed in a response are capped; the counts are always exact. */
-const MAX_REPORTED_ERRORS = 1000;
+/** Record errors echoed in a response are capped; the count is always exact. */
+export const MAX_REPORTED_ERRORS = 1000;
+
+/** The records of an upload: a file read by its format, or the records given (which must be an array). */
+function readRecords(input: CreateDatasetInput, format: FileFormat | undefined, type: DatasetType): ParsedFile {
+  if (input.file && format) return parseFile(format, input.file.bytes, type);
+  if (!Array.isArray(input.records)) {
+    throw invalidRequest(input.records === undefined ? 'records is required' : 'records must be an array', { field: 'records' });
+  }
+  return { records: input.records, errors: [] };
+}
 
 /** Datasets: upload with record-level validation, listing, reading, deleting. */
 export class DatasetService {
   constructor(private readonly storage: Storage) {}
 
   async create(input: CreateDatasetInput): Promise<CreatedDataset> {
+    const format = input.file ? formatOf(input.file.filename) : undefined;
+    if (format === null) throw invalidRequest('file must be .jsonl, .csv or .txt', { field: 'file' });
     const fields = parseInput(DatasetFieldsSchema, { name: input.name, type: input.type, metadata: input.metadata ?? undefined });
-    if (input.records.length === 0) throw invalidRequest('records must contain at least one record', { field: 'records' });
-    if (input.records.length > L.maxRecords) {
-      throw invalidRequest(`at most ${L.maxRecords} records per dataset`, { field: 'records', record_count: input.records.length });
+    const parsed = readRecords(input, format, fields.type);
+    if (parsed.records.length === 0) throw invalidRequest('records must contain at least one record', { field: 'records' });
+    if (parsed.records.length > L.maxRecords) {
+      throw invalidRequest(`at most ${L.maxRecords} records per dataset`, { field: 'records', record_count: parsed.records.length });
     }
-    const { accepted, errors } = validateRecords(fields.type, input.records);
-    const recordErrors = [...(input.preErrors ?? []), ...errors].sort((a, b) => a.index - b.index);
+    const { accepted, errors } = validateRecords(fields.type, parsed.records);
+    const recordErrors = [...parsed.errors, ...errors].sort((a, b) => a.index - b.index);
     if (accepted.length === 0) {
       throw invalidRequest('every record was rejected', {
         field: 'records',
@@ -97,7 +109,7 @@ export class DatasetService {
       dataset,
       accepted.map((r, index) => ({ datasetId: dataset.id, index, recordId: r.recordId, data: r.data })),
     );
-    return { dataset, recordErrors };
+    return { dataset, recordErrors: recordErrors.slice(0, MAX_REPORTED_ERRORS), rejectedRecords: recordErrors.length };
   }
 
   async get(id: string): Promise<Dataset> {
@@ -106,13 +118,9 @@ export class DatasetService {
     return d;
   }
 
-  async list(query: { type?: DatasetType; status?: DatasetStatus; limit: number; cursor?: string }): Promise<Page<Dataset>> {
-    try {
-      return await this.storage.datasets.list(query);
-    } catch (err) {
-      if (err instanceof InvalidCursorError) throw invalidRequest('cursor is invalid', { field: 'cursor' });
-      throw err;
-    }
+  /** A page of datasets, newest first. */
+  async list(query: DatasetListQuery): Promise<Page<Dataset>> {
+    return this.storage.datasets.list(query);
   }
 
   /** Deletes a dataset; 409 while a queued or running batch evaluation uses it. */

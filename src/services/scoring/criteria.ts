@@ -20,8 +20,10 @@ import {
   tokenize,
 } from './text.js';
 
-export type Criterion = 'accuracy' | 'clarity' | 'reasoning' | 'factuality' | 'overall';
-export const CRITERIA: readonly Criterion[] = ['accuracy', 'clarity', 'reasoning', 'factuality', 'overall'];
+export const CRITERIA = ['accuracy', 'clarity', 'reasoning', 'factuality', 'overall'] as const;
+export type Criterion = (typeof CRITERIA)[number];
+/** The criterion used when a request names none (evaluations, batch runs, distributions). */
+export const DEFAULT_CRITERION: Criterion = 'overall';
 export type ComponentCriterion = Exclude<Criterion, 'overall'>;
 
 export interface CriterionScore {

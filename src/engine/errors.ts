@@ -1,0 +1,48 @@
+/**
+ * Errors the engine throws on purpose. Like the storage layer's, they are
+ * plain Error subclasses that know nothing of HTTP or the contract's codes:
+ * the service layer maps them to AppErrors in one place (services/errors.ts).
+ */
+export class EngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The prompt leaves no room in the context window for even one new token. */
+export class ContextOverflowError extends EngineError {
+  constructor(
+    readonly promptTokens: number,
+    readonly contextWindow: number,
+  ) {
+    super(`prompt is ${promptTokens} tokens; the context window is ${contextWindow}`);
+  }
+}
+
+/** The caller's signal aborted before the generation finished. */
+export class GenerationCancelledError extends EngineError {
+  constructor(
+    /** What the model had read and written by then (0 when it never started). */
+    readonly usage: { promptTokens: number; completionTokens: number } = { promptTokens: 0, completionTokens: 0 },
+  ) {
+    super('generation cancelled');
+  }
+}
+
+/** The waiting list is full: the request was refused at once rather than queued without bound. */
+export class EngineOverloadedError extends EngineError {
+  constructor(readonly maxWaiting: number) {
+    super(`the waiting list is full (${maxWaiting} requests)`);
+  }
+}
+
+/** No engine to run on: the model is still loading, or its load failed. */
+export class ModelNotLoadedError extends EngineError {
+  constructor(
+    readonly state: 'loading' | 'failed',
+    readonly reason?: string,
+  ) {
+    super(state === 'loading' ? 'model is loading' : `model failed to load${reason ? `: ${reason}` : ''}`);
+  }
+}

@@ -80,6 +80,17 @@ describe.skipIf(!hasStories)('REST chat with stories260K', () => {
     expect(b.json.response).toBe(a.json.response);
   });
 
+  it('a greedy answer reports seed null: nothing was sampled, whatever seed was sent', async () => {
+    const greedy = await chat({ prompt: 'Once upon a time', temperature: 0, max_new_tokens: 8 });
+    expect(greedy.json.seed).toBeNull();
+    const seededGreedy = await chat({ prompt: 'Once upon a time', temperature: 0, max_new_tokens: 8, seed: 5 });
+    expect(seededGreedy.json.seed).toBeNull();
+    expect(seededGreedy.json.response).toBe(greedy.json.response);
+    // Refine mode samples its critique unless critique_temperature is 0 too.
+    const refine = await chat({ prompt: 'Once upon a time', temperature: 0, max_new_tokens: 8, mode: 'refine', critique_temperature: 0.5 });
+    expect(typeof refine.json.seed).toBe(refine.json.refined ? 'number' : 'object');
+  });
+
   it('eight concurrent greedy requests equal one alone', async () => {
     const body = { prompt: 'One day, a big bear', temperature: 0, max_new_tokens: 60 };
     const alone = await chat(body);

@@ -1,5 +1,6 @@
-import { AppError, serviceUnavailable } from '../errors.js';
+import { decodes, nextChunk, planAdmission, type AdmissionLimits } from './admission.js';
 import type { BatchBackend } from './batch-backend.js';
+import { EngineOverloadedError, GenerationCancelledError } from './errors.js';
 import { SeededRng } from './rng.js';
 import { SamplingScratch, sampleToken } from './sampling.js';
 import { IncrementalDecoder, StopMatcher, type Tokenizer } from './tokenizer.js';
@@ -93,13 +94,15 @@ class Sequence {
  * for every row, samples each row with its own parameters and RNG, hands the
  * new text to the row's consumer, and drops finished or cancelled rows.
  * A request's tokens depend only on its own prompt, parameters and seed.
+ * What each step does is decided by the pure policy in admission.ts; this
+ * class applies it to its sequences and makes the backend calls.
  */
 export class Scheduler {
   private readonly waiting: Sequence[] = [];
   /** Parallel to the backend's rows. */
   private rows: Sequence[] = [];
   private loopRunning = false;
-  private readonly capacity: number;
+  private readonly policy: AdmissionLimits;
   private readonly scratch = new SamplingScratch();
 
   constructor(
@@ -108,7 +111,11 @@ export class Scheduler {
     private readonly eos: ReadonlySet<number>,
     private readonly limits: SchedulerLimits,
   ) {
-    this.capacity = Math.min(limits.maxBatchSize, backend.capacity);
+    this.policy = {
+      capacity: Math.min(limits.maxBatchSize, backend.capacity),
+      maxPrefillTokens: limits.maxPrefillTokens,
+      chunking: backend.extend !== undefined,
+    };
   }
 
   get depth(): number {
@@ -121,12 +128,8 @@ export class Scheduler {
 
   /** Queues a prompt; resolves when it finishes. Refuses at once (503) when the waiting list is full. */
   submit(promptIds: readonly number[], params: SamplingParams, opts: GenerateOptions): Promise<SequenceOutcome> {
-    if (opts.signal?.aborted) return Promise.reject(cancelledError());
-    if (this.waiting.length >= this.limits.maxWaiting) {
-      return Promise.reject(
-        serviceUnavailable('Server is at capacity; retry shortly', { max_waiting_requests: this.limits.maxWaiting }),
-      );
-    }
+    if (opts.signal?.aborted) return Promise.reject(new GenerationCancelledError());
+    if (this.waiting.length >= this.limits.maxWaiting) return Promise.reject(new EngineOverloadedError(this.limits.maxWaiting));
     return new Promise((resolve, reject) => {
       this.waiting.push(new Sequence(promptIds, params, opts, this.tokenizer, resolve, reject));
       if (!this.loopRunning) void this.loop();
@@ -138,11 +141,11 @@ export class Scheduler {
     try {
       while (this.waiting.length > 0 || this.rows.length > 0) {
         try {
-          const prefilling = this.rows.some((s) => s.pending.length > 0);
-          const chunked = prefilling ? await this.prefillChunk() : 0;
-          if (this.waiting.length > 0) await this.admit(this.limits.maxPrefillTokens - chunked);
+          const chunkRow = this.rows.findIndex((s) => s.pending.length > 0);
+          const chunked = chunkRow >= 0 ? await this.prefillChunk(chunkRow) : 0;
+          if (this.waiting.length > 0) await this.admit(chunked);
           this.dropFinished();
-          if (this.rows.length > 0 && (!prefilling || this.rows.some((s) => s.pending.length === 0))) {
+          if (decodes(this.rows.map((s) => s.pending.length > 0))) {
             const logits = await this.backend.step(this.rows.map((s) => (s.pending.length > 0 ? null : s.ids[s.ids.length - 1]!)));
             this.rows.forEach((s, r) => {
               const l = logits[r];
@@ -165,53 +168,43 @@ export class Scheduler {
   }
 
   /**
-   * The next chunk of the one prompt being prefilled in chunks, if any;
-   * returns the prompt tokens it used of this step's budget. Chunks have a
-   * fixed size, so a request's computation does not depend on its company.
+   * Prefills the next chunk of the one row being prefilled in chunks; returns
+   * the prompt tokens it used of this step's budget.
    */
-  private async prefillChunk(): Promise<number> {
-    const row = this.rows.findIndex((s) => s.pending.length > 0);
-    if (row < 0) return 0;
+  private async prefillChunk(row: number): Promise<number> {
     const s = this.rows[row]!;
-    const chunk = s.pending.splice(0, this.limits.maxPrefillTokens);
+    const chunk = s.pending.splice(0, nextChunk(s.pending.length, this.policy));
     const logits = await this.backend.extend!(row, chunk);
     if (s.pending.length === 0) this.accept(s, logits);
     return chunk.length;
   }
 
-  /** Moves waiting requests into the batch within the row limit and this step's prefill budget. */
-  private async admit(budget: number): Promise<void> {
+  /** Moves the waiting requests the policy admits into the batch; `chunked`: what this step's chunk took of its prefill budget. */
+  private async admit(chunked: number): Promise<void> {
     for (let i = this.waiting.length - 1; i >= 0; i--) {
       const s = this.waiting[i]!;
       if (s.cancelled) {
         this.waiting.splice(i, 1);
-        s.reject(cancelledError());
+        s.reject(new GenerationCancelledError());
       }
     }
-    const chunking = this.backend.extend !== undefined;
-    const oneChunking = this.rows.some((s) => s.pending.length > 0);
-    const admitted: Sequence[] = [];
-    const prompts: number[][] = [];
-    while (this.waiting.length > 0 && this.rows.length + admitted.length < this.capacity) {
-      const next = this.waiting[0]!;
-      const len = next.promptIds.length;
-      if (len > this.limits.maxPrefillTokens && chunking) {
-        // A long prompt starts alone, with its first chunk; the rest follows one chunk per step.
-        if (admitted.length > 0 || oneChunking || budget < this.limits.maxPrefillTokens) break;
-        next.pending = next.promptIds.slice(this.limits.maxPrefillTokens);
-        prompts.push(next.promptIds.slice(0, this.limits.maxPrefillTokens));
-      } else {
-        // The first short prompt may exceed a budget no chunk is using (else it could starve).
-        if (len > budget && (admitted.length > 0 || oneChunking)) break;
-        prompts.push([...next.promptIds]);
-      }
-      this.waiting.shift();
-      budget -= prompts.at(-1)!.length;
-      next.admittedAt = performance.now();
-      admitted.push(next);
-      if (next.pending.length > 0) break;
-    }
-    if (admitted.length === 0) return;
+    const plan = planAdmission(
+      {
+        waiting: this.waiting.map((s) => s.promptIds.length),
+        running: this.rows.length,
+        chunked,
+        prefilling: this.rows.some((s) => s.pending.length > 0),
+      },
+      this.policy,
+    );
+    if (plan.length === 0) return;
+    const admitted = this.waiting.splice(0, plan.length);
+    const prompts = admitted.map((s, i) => {
+      const { prefill } = plan[i]!;
+      s.pending = s.promptIds.slice(prefill);
+      s.admittedAt = performance.now();
+      return s.promptIds.slice(0, prefill);
+    });
     let logits: Float32Array[];
     try {
       logits = await this.backend.append(prompts);
@@ -252,8 +245,4 @@ export class Scheduler {
     const order = this.backend.remove(gone);
     this.rows = order.map((old) => this.rows[old]!);
   }
-}
-
-function cancelledError(): AppError {
-  return new AppError('invalid_request', 'Request cancelled by the client');
 }

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, hasStories, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
+import { API_KEY, startServer, type RunningServer } from '../helpers/server.js';
 import { GOLDEN } from '../helpers/golden.js';
 
 /** Debian's chromium; CI installs it (.ci/run). Playwright's own browser downloads need the internet. */
@@ -23,7 +24,7 @@ async function editorText(page: Page, selector: string): Promise<string> {
 /** Word wrap splits long lines on screen: compare text with its whitespace runs collapsed. */
 const squash = (s: string) => s.replace(/\s+/g, ' ');
 
-describe.skipIf(!hasStories)('GraphiQL served from this server', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('GraphiQL served from this server'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     // dev-local-key is the key the server accepts when API_KEYS is unset, the one

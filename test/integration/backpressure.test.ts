@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeaders, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
 async function runningBatch(url: string): Promise<number> {
   return (await (await fetch(`${url}/v1/health`)).json()).running_batch;
@@ -14,7 +15,7 @@ async function waitFor(cond: () => Promise<boolean>, ms = 5000): Promise<boolean
   return false;
 }
 
-describe.skipIf(!hasStories)('backpressure and cancellation', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('backpressure and cancellation'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer({ MAX_BATCH_SIZE: '1', MAX_WAITING_REQUESTS: '1' });

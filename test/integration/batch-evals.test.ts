@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeaders, gql, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, gql, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
 const STORIES = ['Once upon a time', "Lily's mom said", 'One day, a big bear', 'Tom had a red ball', 'The sun was hot'];
 /** 200 records: references that agree with the model's greedy answers for some prompts, unrelated text for others. */
@@ -28,7 +29,7 @@ async function waitDone(url: string, id: string, timeoutMs = 120_000): Promise<a
 
 const get = async (url: string, p: string) => (await fetch(url + p, { headers: authHeaders })).json() as Promise<any>;
 
-describe.skipIf(!hasStories)('batch evaluations (contract section 5)', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('batch evaluations (contract section 5)'), () => {
   let server: RunningServer;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batch-test-'));
   beforeAll(async () => {

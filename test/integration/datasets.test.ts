@@ -3,7 +3,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, authHeaders, gql, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { API_KEY, authHeaders, gql, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
 const evalRecord = (i: number, extra: Record<string, unknown> = {}) => ({
   record_id: `r${i}`,
@@ -18,7 +19,7 @@ async function upload(url: string, form: FormData) {
   return { status: res.status, json: (await res.json()) as any };
 }
 
-describe.skipIf(!hasStories)('datasets (contract section 4)', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('datasets (contract section 4)'), () => {
   let server: RunningServer;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'datasets-test-'));
   beforeAll(async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, authHeaders, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { API_KEY, authHeaders, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
 function expectEnvelope(json: any, code: string) {
   expect(json.error.code).toBe(code);
@@ -7,7 +8,7 @@ function expectEnvelope(json: any, code: string) {
   expect(typeof json.request_id).toBe('string');
 }
 
-describe.skipIf(!hasStories)('contract sections 1-3: auth, ids, errors', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('contract sections 1-3: auth, ids, errors'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer();

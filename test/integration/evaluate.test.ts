@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { authHeaders, gql, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, gql, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
-describe.skipIf(!hasStories)('single evaluation (contract section 3)', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('single evaluation (contract section 3)'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer({ DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'evaluate-test-')) });

@@ -3,8 +3,9 @@ import path from 'node:path';
 import { printSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schema } from '../../src/schema/index.js';
-import { authHeaders, gql, hasStories, postJson, readSse, REPO, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, gql, postJson, readSse, REPO, startServer, type RunningServer } from '../helpers/server.js';
 import { GOLDEN } from '../helpers/golden.js';
+import { storiesModel } from '../helpers/models.js';
 
 const CHAT = `mutation Chat($input: ChatInput!) {
   chat(input: $input) {
@@ -21,7 +22,7 @@ describe('schema.graphql', () => {
   });
 });
 
-describe.skipIf(!hasStories)('GraphQL with stories260K', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('GraphQL with stories260K'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer();

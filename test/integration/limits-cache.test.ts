@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeaders, gql, hasStories, postJson, readSse, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, gql, postJson, readSse, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const LIMIT = 30;
@@ -63,7 +64,7 @@ async function chat(url: string, body: Record<string, unknown>, headers: Record<
   return r.json;
 }
 
-describe.skipIf(!hasStories)('rate limits and response cache', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('rate limits and response cache'), () => {
   const prefix = `test-${randomUUID()}`;
   let memory: RunningServer;
   let a: RunningServer;

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeaders, gql, hasStories, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, gql, postJson, startServer, type RunningServer } from '../helpers/server.js';
 
 const API_KEY_2 = 'test-key-2';
 import { parseExposition, sampleValue, type Family } from '../helpers/prometheus-text.js';
+import { storiesModel } from '../helpers/models.js';
 
-describe.skipIf(!hasStories)('contract section 6: metrics', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('contract section 6: metrics'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     // Room for every request below within one minute's limit.
@@ -173,7 +174,7 @@ describe.skipIf(!hasStories)('contract section 6: metrics', () => {
   });
 });
 
-describe.skipIf(!hasStories)('metrics: rate-limit rejections', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('metrics: rate-limit rejections'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer({ RATE_LIMIT_PER_MINUTE: '2' });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { authHeaders, hasStories, postJson, startServer } from '../helpers/server.js';
+import { authHeaders, postJson, startServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
-describe.skipIf(!hasStories)('logs and graceful shutdown', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('logs and graceful shutdown'), () => {
   it('one JSON log line per request with route template, status, key id and tokens; never a key or the prompt', async () => {
     const server = await startServer({ API_KEYS: 'secret-key-abc,test-key-1' });
     try {

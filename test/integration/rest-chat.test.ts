@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GOLDEN } from '../helpers/golden.js';
-import { authHeaders, hasStories, postJson, readSse, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, postJson, readSse, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
 
 
-describe.skipIf(!hasStories)('REST chat with stories260K', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('REST chat with stories260K'), () => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer();

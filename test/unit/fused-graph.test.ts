@@ -1,86 +1,17 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readLlama2cCheckpoint } from '../../src/engine/llama2c.js';
 import { buildLlamaOnnxFused, gqaRotarySupported, newKeyName, newValueName, type FusedGraphOptions } from '../../src/engine/onnx-graph-fused.js';
 import { buildLlamaOnnx, type LlamaConfig, type LlamaWeights } from '../../src/engine/onnx-graph.js';
 import { getPreset } from '../../src/engine/presets.js';
 import { randomLlamaWeights } from '../../src/engine/random-weights.js';
-import { emptyPast, logitsAt, maxAbsDiff, runStep } from '../helpers/ort-decoder.js';
+import { alone, GqaHarness, runExternal } from '../helpers/fused-graph-harness.js';
+import { maxAbsDiff } from '../helpers/ort-decoder.js';
 import { referenceForward } from '../helpers/reference-forward.js';
 
 const { onnx } = onnxProto;
 const TOL = 1e-4;
 const STD = 0.15; // far from uniform attention, so RoPE and masking mistakes show
-const STORIES = path.resolve('../shared/models/stories260K/stories260K.bin');
-
-const i64 = (v: number[], dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(v.map(BigInt)), dims);
-const padRight = (rows: number[][], len: number): number[] => rows.flatMap((r) => [...r, ...Array<number>(len - r.length).fill(0)]);
-
-/** Last-position logits of `tokens` run alone through the plain graph. */
-async function alone(plain: ort.InferenceSession, c: LlamaConfig, tokens: number[]): Promise<Float32Array> {
-  const r = await runStep(plain, c, [tokens], [tokens.map(() => 1)], [tokens.map((_, i) => i)], emptyPast(c, 1));
-  return logitsAt(r.logits, tokens.length, c.vocabSize, 0, tokens.length - 1).slice();
-}
-
-/**
- * Drives the fused graph with 'gqa' attention over one big KV buffer per
- * layer and kind, [maxBatch, kv, maxSeqLen, hd], feeding rows first..first+n-1
- * as a subarray view passed as both past input and present fetch.
- */
-class GqaHarness {
-  readonly bufs: Float32Array[];
-  readonly rowFloats: number;
-  constructor(
-    readonly s: ort.InferenceSession,
-    readonly c: LlamaConfig,
-    maxBatch: number,
-  ) {
-    this.rowFloats = c.nKvHeads * c.maxSeqLen * (c.dim / c.nHeads);
-    this.bufs = Array.from({ length: 2 * c.nLayers }, () => new Float32Array(maxBatch * this.rowFloats).fill(777));
-  }
-  async run(first: number, rows: number[][], seqlensK: number[], total: number): Promise<Float32Array> {
-    const c = this.c;
-    const n = rows.length;
-    const seq = Math.max(...rows.map((r) => r.length));
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: i64(padRight(rows, seq), [n, seq]),
-      seqlens_k: new ort.Tensor('int32', Int32Array.from(seqlensK), [n]),
-      total_sequence_length: new ort.Tensor('int32', Int32Array.of(total), []),
-      logits_index: i64(rows.map((r, b) => b * seq + r.length - 1), [n]),
-    };
-    const logits = new Float32Array(n * c.vocabSize);
-    const fetches: Record<string, ort.Tensor> = { logits: new ort.Tensor('float32', logits, [n, c.vocabSize]) };
-    for (let l = 0; l < c.nLayers; l++) {
-      for (const [j, kind] of ['key', 'value'].entries()) {
-        const t = new ort.Tensor('float32', this.bufs[2 * l + j]!.subarray(first * this.rowFloats, (first + n) * this.rowFloats), [n, c.nKvHeads, c.maxSeqLen, c.dim / c.nHeads]);
-        feeds[`past_key_values.${l}.${kind}`] = t;
-        fetches[`present.${l}.${kind}`] = t;
-      }
-    }
-    await this.s.run(feeds, fetches);
-    return logits; // the preallocated fetch was filled in place
-  }
-}
-
-/** Runs the fused graph with 'external' attention once; `past` is [n, kv, cap, hd] per layer and kind. */
-async function runExternal(s: ort.InferenceSession, c: LlamaConfig, rows: number[][], pastLens: number[], past: Float32Array[], cap: number) {
-  const n = rows.length;
-  const seq = Math.max(...rows.map((r) => r.length));
-  const hd = c.dim / c.nHeads;
-  const feeds: Record<string, ort.Tensor> = {
-    input_ids: i64(padRight(rows, seq), [n, seq]),
-    past_sequence_lengths: i64(pastLens, [n]),
-    logits_index: i64(rows.map((r, b) => b * seq + r.length - 1), [n]),
-  };
-  for (let l = 0; l < c.nLayers; l++) {
-    feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', past[2 * l]!, [n, c.nKvHeads, cap, hd]);
-    feeds[`past_key_values.${l}.value`] = new ort.Tensor('float32', past[2 * l + 1]!, [n, c.nKvHeads, cap, hd]);
-  }
-  return s.run(feeds);
-}
 
 describe('buildLlamaOnnxFused (tiny preset)', () => {
   const config = getPreset('tiny');
@@ -229,29 +160,6 @@ describe('buildLlamaOnnxFused (tiny preset)', () => {
     for (const opts of [{ attention: 'gqa' }, { attention: 'gqa', packedQkv: false }, { attention: 'gqa', rotaryInAttention: false }] satisfies FusedGraphOptions[]) {
       const h = new GqaHarness(await ort.InferenceSession.create(buildLlamaOnnxFused(w, opts)), mha, 1);
       expect(maxAbsDiff(await h.run(0, [tokens], [tokens.length - 1], tokens.length), ref), JSON.stringify(opts)).toBeLessThan(TOL);
-    }
-  });
-});
-
-describe.skipIf(!fs.existsSync(STORIES))('buildLlamaOnnxFused (stories260K, head_dim 8)', () => {
-  it('rotates with RotaryEmbedding where GroupQueryAttention cannot, in both attention modes', async () => {
-    const w = readLlama2cCheckpoint(STORIES);
-    const c = w.config;
-    expect(gqaRotarySupported(c.dim / c.nHeads)).toBe(false);
-    const plain = await ort.InferenceSession.create(buildLlamaOnnx(w));
-    const prompts = [
-      [1, 403, 407, 261, 378],
-      [1, 365, 267],
-    ];
-    const L = 5;
-    const h = new GqaHarness(await ort.InferenceSession.create(buildLlamaOnnxFused(w, { attention: 'gqa' })), c, 2);
-    const g = await h.run(0, prompts, prompts.map((p) => p.length - 1), L);
-    const empty = Array.from({ length: 2 * c.nLayers }, () => new Float32Array(2 * c.nKvHeads * (c.dim / c.nHeads)));
-    const e = (await runExternal(await ort.InferenceSession.create(buildLlamaOnnxFused(w)), c, prompts, [0, 0], empty, 1)).logits!.data as Float32Array;
-    for (const [b, p] of prompts.entries()) {
-      const ref = await alone(plain, c, p);
-      expect(maxAbsDiff(g.subarray(b * c.vocabSize, (b + 1) * c.vocabSize), ref)).toBeLessThan(TOL);
-      expect(maxAbsDiff(e.subarray(b * c.vocabSize, (b + 1) * c.vocabSize), ref)).toBeLessThan(TOL);
     }
   });
 });

@@ -1,14 +1,18 @@
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../src/engine/engine.js';
-import { resolveCheckpointModel } from '../../src/engine/model-dir.js';
-import type { SamplingParams } from '../../src/engine/types.js';
-import { GOLDEN } from '../helpers/golden.js';
-import { hasStories, STORIES } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EngineOverloadedError, GenerationCancelledError } from '../../src/engine/errors.js';
+import { Scheduler, type SchedulerLimits, type SequenceOutcome } from '../../src/engine/scheduler.js';
+import type { Tokenizer } from '../../src/engine/tokenizer.js';
+import type { GenerateOptions, SamplingParams } from '../../src/engine/types.js';
+import { FakeBackend, syntheticTokenizer } from '../helpers/fake-backend.js';
 
-const params = (p: Partial<SamplingParams>): SamplingParams => ({
-  maxNewTokens: 60,
+// The scheduler driving a fake backend: no model files. What it admits and
+// when is checked call by call against the policy (test/unit/admission.test.ts);
+// the golden outputs on the real model are in test/integration/engine-batching.test.ts.
+
+const EOS = 2;
+
+const params = (p: Partial<SamplingParams> = {}): SamplingParams => ({
+  maxNewTokens: 5,
   temperature: 0,
   topP: 1,
   topK: 0,
@@ -18,138 +22,170 @@ const params = (p: Partial<SamplingParams>): SamplingParams => ({
   ...p,
 });
 
-/** Sixteen requests of mixed prompts, lengths and sampling settings. */
-const MIXED: Array<[string, SamplingParams]> = [
-  ...GOLDEN.map(([prompt]) => [prompt, params({ maxNewTokens: 120 })] as [string, SamplingParams]),
-  ['Tom had a red car', params({ temperature: 0.8, topP: 0.95, seed: 11, maxNewTokens: 90 })],
-  ['The sun was hot and the', params({ temperature: 1.0, topK: 40, seed: 12, maxNewTokens: 30 })],
-  ['Once upon a time, in a small town, there lived a kind old man who', params({ temperature: 0.7, seed: 13 })],
-  ['Sue', params({ maxNewTokens: 5 })],
-  ['Ben and Mia went to the park to play. They saw a', params({ temperature: 0.9, topP: 0.8, seed: 14, maxNewTokens: 100 })],
-  ['The cat', params({ repetitionPenalty: 1.3, maxNewTokens: 80 })],
-  ['A little bird', params({ temperature: 1.2, seed: 15, maxNewTokens: 45, stop: ['.'] })],
-  ['Lily wanted to', params({ temperature: 0.5, seed: 16, maxNewTokens: 70 })],
-  ['One day', params({ temperature: 0, maxNewTokens: 20, stop: ['park'] })],
-  ['Max the dog', params({ temperature: 0.8, seed: 17, maxNewTokens: 120 })],
-  ['It was a sunny day and', params({ temperature: 0.8, seed: 18, topK: 10, maxNewTokens: 64 })],
-  ['Anna found a box', params({ temperature: 0, maxNewTokens: 33 })],
-  ['The big tree', params({ temperature: 0.6, seed: 19, maxNewTokens: 50 })],
-];
+let tokenizer: Tokenizer;
+/** Tokens of whole words in the synthetic vocabulary: prompts and fake continuations read as text. */
+let words: number[];
 
-describe.skipIf(!hasStories).each(['fused', 'plain'] as const)('scheduler on the %s graph: results do not depend on company', (graph) => {
-  let engine: Engine;
-  beforeAll(async () => {
-    const dir = await resolveCheckpointModel(STORIES, undefined, path.join(os.tmpdir(), 'inference-server-test-cache', 'llama2c'));
-    engine = await Engine.load(dir, {
-      name: 'stories260K',
-      source: dir,
-      threads: 1,
-      graph: graph === 'plain' ? 'plain' : 'auto',
-      limits: { maxBatchSize: 16, maxWaiting: 64, maxPrefillTokens: 64 },
-    });
-  });
-  afterAll(async () => {
-    await engine?.close();
-  });
-
-  it('runs the intended graph', () => {
-    expect(engine.info.graph).toBe(graph);
-  });
-
-  it('each of 16 mixed requests gives the same text batched as alone; golden prompts match', async () => {
-    const alone: Awaited<ReturnType<Engine["generate"]>>[] = [];
-    for (const [prompt, p] of MIXED) alone.push(await engine.generate(prompt, p));
-    const together = await Promise.all(MIXED.map(([prompt, p]) => engine.generate(prompt, p)));
-    MIXED.forEach(([prompt], i) => {
-      expect(together[i]!.text, prompt).toBe(alone[i]!.text);
-      expect(together[i]!.completionTokens, prompt).toBe(alone[i]!.completionTokens);
-      expect(together[i]!.finishReason, prompt).toBe(alone[i]!.finishReason);
-    });
-    GOLDEN.forEach(([prompt, reference], i) => expect((prompt + together[i]!.text).startsWith(reference)).toBe(true));
-  });
-
-  it('requests joining a batch already running get the same text as alone', async () => {
-    const [prompt, p] = MIXED[3]!;
-    const alone = await engine.generate(prompt, p);
-    const long = engine.generate('Once upon a time', params({ maxNewTokens: 200, temperature: 0.9, seed: 1 }));
-    await new Promise((r) => setTimeout(r, 20));
-    const late = await engine.generate(prompt, p);
-    await long;
-    expect(late.text).toBe(alone.text);
-  });
-
-  it('a cancelled request frees its row within a step and the others are unaffected', async () => {
-    const controller = new AbortController();
-    const keep = MIXED[0]!;
-    const alone = await engine.generate(keep[0], keep[1]);
-    let pieces = 0;
-    const cancelled = engine.generate('Once upon a time', params({ maxNewTokens: 400 }), {
-      signal: controller.signal,
-      onText: () => {
-        if (++pieces === 5) controller.abort();
-      },
-    });
-    const other = engine.generate(keep[0], keep[1]);
-    const c = await cancelled;
-    expect(c.finishReason).toBe('cancelled');
-    // Aborted after the 5th piece: at most one more step ran for it.
-    expect(c.completionTokens).toBeLessThanOrEqual(pieces + 1);
-    expect((await other).text).toBe(alone.text);
-    expect(engine.load.running).toBe(0);
-  });
+beforeAll(async () => {
+  tokenizer = await syntheticTokenizer();
+  words = tokenizer.encode('the big cat saw a red ball and the dog ran to the park').slice(1);
 });
 
-describe.skipIf(!hasStories)('scheduler: long prompts are prefilled in chunks between decode steps', () => {
-  let engine: Engine;
-  let whole: Engine;
-  beforeAll(async () => {
-    const dir = await resolveCheckpointModel(STORIES, undefined, path.join(os.tmpdir(), 'inference-server-test-cache', 'llama2c'));
-    const opts = (maxPrefillTokens: number) => ({
-      name: 'stories260K',
-      source: dir,
-      threads: 1,
-      limits: { maxBatchSize: 16, maxWaiting: 64, maxPrefillTokens },
-    });
-    engine = await Engine.load(dir, opts(4));
-    whole = await Engine.load(dir, opts(4096));
+/** A prompt of `n` tokens (BOS first); `k` varies its content. */
+const prompt = (n: number, k = 0): number[] => [1, ...Array.from({ length: n - 1 }, (_, i) => words[(i + k) % words.length]!)];
+/** The fake model: the next word is a function of the row's own tokens; EOS once a row reaches `eosAt` tokens. */
+const fakeModel =
+  (eosAt = Infinity) =>
+  (tokens: readonly number[]): number =>
+    tokens.length >= eosAt ? EOS : words[tokens.reduce((a, b) => a + b, 0) % words.length]!;
+
+function setup(opts: { limits?: Partial<SchedulerLimits>; capacity?: number; chunking?: boolean; eosAt?: number } = {}) {
+  const backend = new FakeBackend(opts.capacity ?? 16, fakeModel(opts.eosAt), { chunking: opts.chunking ?? true });
+  const limits: SchedulerLimits = { maxBatchSize: 8, maxWaiting: 64, maxPrefillTokens: 6, ...opts.limits };
+  const scheduler = new Scheduler(backend, tokenizer, new Set([EOS]), limits);
+  const submit = (ids: number[], p: Partial<SamplingParams> = {}, o: GenerateOptions = {}): Promise<SequenceOutcome> => scheduler.submit(ids, params(p), o);
+  return { backend, scheduler, submit };
+}
+
+/** The backend calls with prompts and chunks shown by length, to compare with the policy's plans. */
+function shape(backend: FakeBackend): string[] {
+  return backend.calls.map((c) => {
+    switch (c.op) {
+      case 'append':
+        return `append ${c.prompts.map((p) => p.length).join(',')}`;
+      case 'extend':
+        return `extend row ${c.row} +${c.tokens.length}`;
+      case 'step':
+        return `step ${c.tokens.map((t) => (t === null ? '-' : 't')).join('')}`;
+      case 'remove':
+        return `remove ${c.rows.join(',')}`;
+      case 'reset':
+        return 'reset';
+    }
   });
-  afterAll(async () => {
-    await engine?.close();
-    await whole?.close();
+}
+
+describe('Scheduler on a fake backend (no model)', () => {
+  it('admits, chunks, decodes and removes rows as the policy plans', async () => {
+    const { backend, submit } = setup({ limits: { maxBatchSize: 3, maxPrefillTokens: 6 } });
+    const a = submit(prompt(4), { maxNewTokens: 3 });
+    // Arrive while A is being prefilled: they wait for the next step.
+    const b = submit(prompt(5, 1), { maxNewTokens: 2 });
+    const c = submit(prompt(14, 2), { maxNewTokens: 2 });
+    const d = submit(prompt(2, 3), { maxNewTokens: 2 });
+    const out = await Promise.all([a, b, c, d]);
+    expect(shape(backend)).toEqual([
+      'append 4', // A alone: nothing else was waiting yet
+      'step t',
+      'append 5', // B fits the budget; C is long and must start alone
+      'step tt', // A's 3rd token, B's 2nd: both finish
+      'remove 0,1',
+      'append 6', // C's first chunk, alone with the whole budget
+      // No decode: the only row is still being prefilled.
+      'extend row 0 +6', // its chunk takes the whole budget: D waits
+      'extend row 0 +2', // C's last chunk (its first token) leaves 4 of the budget: D (2) joins
+      'append 2',
+      'step tt',
+      'remove 0,1',
+    ]);
+    expect(backend.callsOf('append').map((x) => x.prompts)).toEqual([[prompt(4)], [prompt(5, 1)], [prompt(14, 2).slice(0, 6)], [prompt(2, 3)]]);
+    expect(backend.callsOf('extend').map((x) => x.tokens)).toEqual([prompt(14, 2).slice(6, 12), prompt(14, 2).slice(12)]);
+    expect(out.map((o) => [o.completionTokens, o.finishReason])).toEqual([
+      [3, 'length'],
+      [2, 'length'],
+      [2, 'length'],
+      [2, 'length'],
+    ]);
+    expect(backend.size).toBe(0);
   });
 
-  it('golden prompts still match when prefilled 4 tokens at a time; batched = alone', async () => {
-    const alone: Awaited<ReturnType<Engine["generate"]>>[] = [];
-    for (const [prompt, p] of MIXED) alone.push(await engine.generate(prompt, p));
-    const together = await Promise.all(MIXED.map(([prompt, p]) => engine.generate(prompt, p)));
-    MIXED.forEach(([prompt], i) => expect(together[i]!.text, prompt).toBe(alone[i]!.text));
-    GOLDEN.forEach(([prompt, reference], i) => expect((prompt + together[i]!.text).startsWith(reference)).toBe(true));
-    // And the same text as an engine that prefills prompts whole.
-    for (const [prompt, p] of MIXED.slice(0, 3)) expect((await whole.generate(prompt, p)).text).toBe((await engine.generate(prompt, p)).text);
+  it('gives each request the same text batched as alone, with rows moving as others leave', async () => {
+    const requests: Array<[number[], Partial<SamplingParams>]> = [
+      [prompt(3), { maxNewTokens: 9 }],
+      [prompt(17, 1), { maxNewTokens: 4 }],
+      [prompt(5, 2), { maxNewTokens: 12 }],
+      [prompt(2, 3), { maxNewTokens: 1 }],
+      [prompt(9, 4), { maxNewTokens: 7 }],
+      [prompt(6, 5), { maxNewTokens: 50 }], // stops at EOS (40 tokens) first
+      [prompt(4, 6), { maxNewTokens: 6, temperature: 0.8, seed: 3 }],
+      [prompt(30, 7), { maxNewTokens: 3 }],
+      [prompt(1, 8), { maxNewTokens: 8 }],
+    ];
+    for (const chunking of [true, false]) {
+      const alone: SequenceOutcome[] = [];
+      for (const [ids, p] of requests) alone.push(await setup({ chunking, eosAt: 40 }).submit(ids, p));
+      const { backend, submit } = setup({ chunking, eosAt: 40, limits: { maxBatchSize: 4 } });
+      const together = await Promise.all(requests.map(([ids, p]) => submit(ids, p)));
+      requests.forEach((_, i) => {
+        expect(together[i]!.text, `request ${i}`).toBe(alone[i]!.text);
+        expect(together[i]!.text.length, `request ${i}`).toBeGreaterThan(0);
+        expect(together[i]!.completionTokens, `request ${i}`).toBe(alone[i]!.completionTokens);
+        expect(together[i]!.finishReason, `request ${i}`).toBe(alone[i]!.finishReason);
+      });
+      expect(together[5]!.finishReason).toBe('stop');
+      expect(backend.maxSize).toBe(4);
+      expect(backend.size).toBe(0);
+      // Every prompt went in once, in arrival order: whole, or as fixed-size chunks.
+      const prefilled = backend.calls.flatMap((c) => (c.op === 'append' ? c.prompts : c.op === 'extend' ? [c.tokens] : []));
+      expect(prefilled.flat()).toEqual(requests.flatMap(([ids]) => ids));
+      if (chunking) expect(prefilled.every((p) => p.length <= 6)).toBe(true);
+      else expect(backend.callsOf('extend')).toEqual([]);
+    }
   });
 
-  it('a running request keeps getting tokens while a long prompt is prefilled', async () => {
-    const events: string[] = [];
-    let aTokens = 0;
-    const a = engine.generate('Once upon a time', params({ maxNewTokens: 300, temperature: 0.9, seed: 4, stop: ['zzzz'] }), {
+  it('prefills a long prompt whole and alone when the backend cannot extend a row', async () => {
+    const { backend, submit } = setup({ chunking: false, limits: { maxPrefillTokens: 6 } });
+    const all = [submit(prompt(3)), submit(prompt(10, 1)), submit(prompt(3, 2)), submit(prompt(2, 3))];
+    await Promise.all(all);
+    expect(backend.callsOf('append').map((x) => x.prompts.map((p) => p.length))).toEqual([[3], [10], [3, 2]]);
+    expect(backend.callsOf('step').every((x) => !x.tokens.includes(null))).toBe(true);
+  });
+
+  it('frees a cancelled row at the end of its step; a request cancelled while waiting never reaches the backend', async () => {
+    const { backend, scheduler, submit } = setup({ limits: { maxBatchSize: 1 } });
+    const stopA = new AbortController();
+    let pieces = 0;
+    const a = submit(prompt(4), { maxNewTokens: 400 }, {
+      signal: stopA.signal,
       onText: () => {
-        aTokens++;
-        events.push('a');
+        if (++pieces === 3) stopA.abort();
       },
     });
-    while (aTokens < 3) await new Promise((r) => setTimeout(r, 1));
-    const long = 'Lily and Ben went to the park to play with a ball. '.repeat(12);
-    expect(engine.encode(long).length).toBeGreaterThan(100);
-    let bFirst = false;
-    const b = engine.generate(long, params({ maxNewTokens: 5 }), {
-      onText: () => {
-        if (!bFirst) events.push('B');
-        bFirst = true;
-      },
-    });
-    await Promise.all([a, b]);
-    // While B's ~130 prompt tokens went in 4 at a time, A went on decoding: many of A's tokens precede B's first.
-    const before = events.slice(events.indexOf('a', 3)).indexOf('B');
-    expect(before).toBeGreaterThan(20);
+    const stopB = new AbortController();
+    const b = submit(prompt(5, 1), {}, { signal: stopB.signal });
+    const c = submit(prompt(3, 2), { maxNewTokens: 2 });
+    expect(scheduler.depth).toBe(2);
+    stopB.abort();
+    await expect(b).rejects.toBeInstanceOf(GenerationCancelledError);
+    const outA = await a;
+    expect(outA.finishReason).toBe('cancelled');
+    expect(outA.completionTokens).toBe(pieces);
+    expect((await c).finishReason).toBe('length');
+    // A's row went in the same step as its last token; B's prompt was never prefilled.
+    const shown = shape(backend);
+    expect(shown.slice(shown.indexOf('remove 0') - 1, shown.indexOf('remove 0') + 2)).toEqual(['step t', 'remove 0', 'append 3']);
+    expect(backend.callsOf('append').map((x) => x.prompts)).toEqual([[prompt(4)], [prompt(3, 2)]]);
+    expect(scheduler.running).toBe(0);
+    // A signal already aborted is refused before queueing.
+    await expect(submit(prompt(2), {}, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(GenerationCancelledError);
+  });
+
+  it('refuses at once with EngineOverloadedError when the waiting list is full, and serves the rest', async () => {
+    const { scheduler, submit } = setup({ limits: { maxBatchSize: 1, maxWaiting: 1 } });
+    const a = submit(prompt(3), { maxNewTokens: 3 }); // admitted at once
+    const b = submit(prompt(3, 1), { maxNewTokens: 3 }); // waits
+    expect(scheduler.depth).toBe(1);
+    const refused = submit(prompt(3, 2));
+    await expect(refused).rejects.toBeInstanceOf(EngineOverloadedError);
+    await expect(refused).rejects.toMatchObject({ maxWaiting: 1 });
+    expect((await a).finishReason).toBe('length');
+    expect((await b).finishReason).toBe('length');
+    expect(scheduler.depth).toBe(0);
+  });
+
+  it('uses no more rows than the backend has, even when the configured batch is larger', async () => {
+    const { backend, submit } = setup({ capacity: 2, limits: { maxBatchSize: 8 } });
+    await Promise.all(Array.from({ length: 6 }, (_, k) => submit(prompt(2, k), { maxNewTokens: 4 })));
+    expect(backend.maxSize).toBe(2);
   });
 });

@@ -7,14 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLlama2cCheckpoint, readLlama2cCheckpoint, readLlama2cTokenizer } from '../../src/engine/llama2c.js';
 import { findTokenizerBeside, importLlama2c, MODEL_FILE, MODEL_FUSED_FILE, resolveCheckpointModel } from '../../src/engine/model-dir.js';
 import type { LlamaConfig } from '../../src/engine/onnx-graph.js';
+import { STORIES_CHECKPOINT as CHECKPOINT, STORIES_TOKENIZER as TOKENIZER, storiesModel } from '../helpers/models.js';
 import { emptyPast, runStep } from '../helpers/ort-decoder.js';
 
 env.allowRemoteModels = false;
-
-const CHECKPOINT = path.resolve('../shared/models/stories260K/stories260K.bin');
-const TOKENIZER = path.resolve('../shared/models/stories260K/tok512.bin');
-const present = fs.existsSync(CHECKPOINT) && fs.existsSync(TOKENIZER);
-if (!present) console.warn(`skipping llama2.c import tests: ${CHECKPOINT} not found`);
 
 /** Golden greedy outputs of llama2.c run.c (../shared/models/README.md). */
 const GOLDEN: [string, string][] = [
@@ -48,7 +44,7 @@ async function greedy(session: ort.InferenceSession, c: LlamaConfig, prompt: num
   return ids;
 }
 
-describe.skipIf(!present)('llama2.c stories260K import', () => {
+describe.skipIf(!storiesModel.present)(storiesModel.title('llama2.c stories260K import'), () => {
   let tmp: string;
   let dir: string;
   let config: LlamaConfig;

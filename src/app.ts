@@ -10,7 +10,7 @@ import { rateLimit } from './rest/rate-limit.js';
 import { requestLog } from './rest/request-log.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
 import { graphiqlAssetsRouter } from './schema/graphiql.js';
-import { buildYoga } from './schema/yoga.js';
+import { buildYoga, graphqlHandler } from './schema/yoga.js';
 import type { Services } from './services/index.js';
 
 export interface AppDeps {
@@ -29,16 +29,16 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   app.use(requestLog(log));
   app.use(healthRouter(services.health));
 
-  const yoga = buildYoga(services, log);
-  // A route (not a mount) so yoga sees the full URL; it reads the body itself.
-  app.all(yoga.graphqlEndpoint, (req, res) => void yoga(req, res));
+  const yoga = buildYoga(services, log, maxBodyBytes);
+  // A route (not a mount) so yoga sees the full URL; the body is read first, within maxBodyBytes.
+  app.all(yoga.graphqlEndpoint, graphqlHandler(yoga, maxBodyBytes, services.metrics));
   // GraphiQL's script, styles and workers: public like the page that loads them.
   app.use(graphiqlAssetsRouter());
 
   app.use(requireApiKey(services.auth));
   // Protected routes only (probes are above); GraphQL counts in its context factory.
   app.use(rateLimit(services.rateLimit));
-  app.use(chatRouter(services.chat, maxBodyBytes, log));
+  app.use(chatRouter(services.chat, maxBodyBytes));
   app.use(datasetRouter(services.datasets));
   app.use(evaluationRouter(services.evaluations, services.batchEvals, maxBodyBytes));
   app.use(metricsRouter(services.metrics));

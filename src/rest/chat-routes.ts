@@ -1,10 +1,7 @@
 import express, { Router } from 'express';
-import { errorEnvelope } from '../errors.js';
-import { publicError } from '../services/errors.js';
 import type { ChatResult, ChatService } from '../services/chat.js';
 import { ChatRequestSchema } from '../services/chat-schema.js';
 import { parseInput } from '../services/validation.js';
-import type { Log } from '../observability/log.js';
 import { asyncHandler } from './middleware.js';
 import { SseWriter } from './sse.js';
 
@@ -43,7 +40,7 @@ export function chatJson(r: ChatResult) {
 }
 
 /** POST /v1/chat and its alias /chat, JSON or server-sent events. */
-export function chatRouter(chat: ChatService, maxBodyBytes: number, log: Log): Router {
+export function chatRouter(chat: ChatService, maxBodyBytes: number): Router {
   const router = Router();
   // Scoped to the chat routes: other routers parse their own bodies (datasets take multipart and 100 MB).
   const json = express.json({ limit: maxBodyBytes, type: () => true });
@@ -53,30 +50,17 @@ export function chatRouter(chat: ChatService, maxBodyBytes: number, log: Log): R
       res.json(chatJson(await chat.chat(input, req.ctx)));
       return;
     }
-    // Fail fast (loading model, bad prompt length) before committing to a stream.
+    // The stream opens with the first token, so what fails before it (loading model, prompt too long)
+    // is a plain error response. What fails after it ends the stream with an `error` event; both are
+    // errorHandler's to answer, the one place REST maps, counts and logs errors.
     const sse = new SseWriter(res);
-    let opened = false;
-    const openOnce = () => {
-      if (!opened) {
-        opened = true;
-        sse.open();
-      }
-    };
-    try {
-      const result = await chat.chat(input, req.ctx, (t) => {
-        openOnce();
-        sse.send('token', { token: t.text, index: t.index, phase: t.phase, request_id: req.ctx.requestId });
-      });
-      openOnce();
-      sse.send('done', chatJson(result));
-      sse.end();
-    } catch (err) {
-      if (!opened) throw err;
-      const mapped = publicError(err);
-      if (mapped.code === 'internal_error') log.error({ err, request_id: req.ctx.requestId }, 'stream failed');
-      sse.send('error', errorEnvelope(mapped, req.ctx.requestId));
-      sse.end();
-    }
+    const result = await chat.chat(input, req.ctx, (t) => {
+      sse.open();
+      sse.send('token', { token: t.text, index: t.index, phase: t.phase, request_id: req.ctx.requestId });
+    });
+    sse.open();
+    sse.send('done', chatJson(result));
+    sse.end();
   });
   router.post(['/v1/chat', '/chat'], json, handler);
   return router;

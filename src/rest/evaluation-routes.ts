@@ -1,6 +1,7 @@
 import express, { Router } from 'express';
+import { notFound } from '../errors.js';
 import type { BatchItem, BatchRun, EvalRun, ScoreRecord } from '../storage/types.js';
-import type { BatchEvalService } from '../services/batch-evals.js';
+import type { BatchEvalService, BatchSummary } from '../services/batch-evals.js';
 import type { EvaluationService } from '../services/evaluation.js';
 import { DistributionQuerySchema, EvaluateRequestSchema, FailuresQuerySchema, StartBatchSchema } from '../services/evaluation-schema.js';
 import { parseInput } from '../services/validation.js';
@@ -56,6 +57,19 @@ export const itemJson = (i: BatchItem) => ({
   attempts: i.attempts,
 });
 
+export const summaryJson = (s: BatchSummary) => ({
+  mean_scores: s.meanScores,
+  total_items: s.totalItems,
+  failed_items: s.failedItems,
+  pass_rate: s.passRate,
+  pass_rate_ci95_lower: s.passRateCi95Lower,
+  pass_rate_ci95_upper: s.passRateCi95Upper,
+  latency_p50_ms: s.latencyP50Ms,
+  latency_p95_ms: s.latencyP95Ms,
+  total_input_tokens: s.totalInputTokens,
+  total_output_tokens: s.totalOutputTokens,
+});
+
 /** Contract sections 3 (evaluate) and 5 (batch evaluations). */
 export function evaluationRouter(evals: EvaluationService, batches: BatchEvalService, maxBodyBytes: number): Router {
   const router = Router();
@@ -101,18 +115,7 @@ export function evaluationRouter(evals: EvaluationService, batches: BatchEvalSer
       res.json({
         batch_eval_id: run.id,
         status: run.status,
-        summary: {
-          mean_scores: s.meanScores,
-          total_items: s.totalItems,
-          failed_items: s.failedItems,
-          pass_rate: s.passRate,
-          pass_rate_ci95_lower: s.passRateCi95Lower,
-          pass_rate_ci95_upper: s.passRateCi95Upper,
-          latency_p50_ms: s.latencyP50Ms,
-          latency_p95_ms: s.latencyP95Ms,
-          total_input_tokens: s.totalInputTokens,
-          total_output_tokens: s.totalOutputTokens,
-        },
+        summary: summaryJson(s),
         completed_at: run.completedAt,
         request_id: req.ctx.requestId,
       });
@@ -138,8 +141,7 @@ export function evaluationRouter(evals: EvaluationService, batches: BatchEvalSer
     asyncHandler(async (req, res) => {
       const name = String(req.params.name);
       if (name !== 'predictions.jsonl' && name !== 'failures.jsonl') {
-        res.status(404);
-        throw Object.assign(new Error('unknown artifact'), {});
+        throw notFound(`no artifact ${name}; artifacts are predictions.jsonl and failures.jsonl`, { artifact: name });
       }
       const items = batches.streamItems(String(req.params.id), name === 'failures.jsonl');
       // Read the first item before committing to 200, so an unknown run is a clean 404.

@@ -5,6 +5,7 @@ import { isExpected, publicError } from '../services/errors.js';
 import type { Log } from '../observability/log.js';
 import type { Authenticator } from '../services/auth.js';
 import type { RequestContext } from '../services/context.js';
+import { isEventStream, SseWriter } from './sse.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -70,16 +71,21 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(notFound(`No route for ${req.method} ${req.path}`));
 };
 
-/** The one place REST maps errors to the contract's envelope (and counts them by code). */
+/**
+ * The one place REST maps errors to the contract's envelope (and counts them
+ * by code, once each). An event stream already under way cannot change its
+ * status: it ends with an `error` event carrying the same envelope.
+ */
 export function errorHandler(log: Log, metrics?: { error(code: string): void }): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const mapped = fromBodyParser(err) ?? publicError(err);
+    const mapped = fromHttpLayer(err) ?? publicError(err);
     metrics?.error(mapped.code);
     const requestId = req.ctx?.requestId ?? requestIdFrom(undefined);
     if (!isExpected(err) && mapped.code === 'internal_error') {
       log.error({ err, request_id: requestId, path: req.path }, 'unhandled error');
     }
     if (res.headersSent) {
+      if (isEventStream(res)) new SseWriter(res).send('error', errorEnvelope(mapped, requestId));
       res.end();
       return;
     }
@@ -87,13 +93,17 @@ export function errorHandler(log: Log, metrics?: { error(code: string): void }):
   };
 }
 
-/** body-parser's errors carry a `type`; turn the ones a client causes into contract errors. */
-function fromBodyParser(err: unknown): AppError | undefined {
-  if (typeof err !== 'object' || err === null || !('type' in err)) return undefined;
-  const e = err as { type: string; limit?: number };
+/**
+ * The errors Express's own layers raise for what a client sent (body-parser's
+ * carry a `type`), as contract errors; undefined for anything else.
+ */
+function fromHttpLayer(err: unknown): AppError | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { type?: unknown; limit?: number; body?: unknown; status?: unknown; code?: unknown };
   switch (e.type) {
     case 'entity.parse.failed':
-      return invalidRequest('Malformed JSON body');
+      // Strict mode refuses JSON that is valid but not an object or array ("hello", 42, null) as a parse failure.
+      return isJson(e.body) ? invalidRequest('request body must be a JSON object') : invalidRequest('Malformed JSON body');
     case 'entity.too.large':
       return new AppError('payload_too_large', 'Request body too large', { limit_bytes: e.limit });
     case 'encoding.unsupported':
@@ -101,7 +111,26 @@ function fromBodyParser(err: unknown): AppError | undefined {
       return invalidRequest('Unsupported body encoding');
     case 'request.aborted':
       return invalidRequest('Request aborted');
-    default:
-      return undefined;
+    case 'request.size.invalid':
+      return invalidRequest('request body length does not match its content-length');
+  }
+  if (e.type !== undefined || e.status !== 400) return undefined;
+  // A body that does not decompress: body-parser passes zlib's own error on (Z_DATA_ERROR,
+  // ERR__ERROR_FORMAT_PADDING_1 from brotli, ...) as a 400 without a type.
+  if (typeof e.code === 'string' && /^(?:Z_|ERR__|ERR_BROTLI|ERR_ZSTD)/.test(e.code)) {
+    return invalidRequest('request body is not valid data for its content-encoding');
+  }
+  // A path segment that is not valid percent-encoding (the router's decodeURIComponent failed).
+  if (err instanceof URIError) return invalidRequest('malformed percent-encoding in the URL path');
+  return undefined;
+}
+
+function isJson(text: unknown): boolean {
+  if (typeof text !== 'string') return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -7,6 +7,8 @@ export interface MultipartUpload {
   file: { field: string; filename: string; bytes: Buffer } | null;
 }
 
+const malformed = () => invalidRequest('Malformed multipart/form-data body');
+
 /**
  * Reads a multipart/form-data body with at most one file, refusing (413)
  * as soon as it grows past `maxBytes` instead of buffering it whole.
@@ -17,17 +19,23 @@ export function readMultipart(req: Request, maxBytes: number): Promise<Multipart
     try {
       bb = busboy({ headers: req.headers, limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 64 * 1024 } });
     } catch {
-      reject(invalidRequest('Malformed multipart/form-data body'));
+      reject(malformed());
       return;
     }
-    const fields: Record<string, string> = {};
+    // Keyed by the client's field names: no prototype, so `__proto__` or `constructor` are plain names.
+    const fields: Record<string, string> = Object.create(null) as Record<string, string>;
     let file: MultipartUpload['file'] = null;
     let failed = false;
+    let settled = false;
     const fail = (err: AppError) => {
-      if (failed) return;
+      if (failed || settled) return;
       failed = true;
       req.unpipe(bb);
-      // The rest of the body is never read: drain it without keeping it so the connection can close cleanly.
+      // Destroying busboy errors its open file stream too; both have listeners, so nothing goes uncaught.
+      bb.destroy();
+      // The rest of the body is never parsed: the connection closes after the answer, and until
+      // then what still arrives is drained without being kept.
+      if (!req.res?.headersSent) req.res?.setHeader('connection', 'close');
       req.resume();
       reject(err);
     };
@@ -39,14 +47,22 @@ export function readMultipart(req: Request, maxBytes: number): Promise<Multipart
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('limit', () => fail(new AppError('payload_too_large', `file is larger than ${maxBytes} bytes`, { limit_bytes: maxBytes })));
+      // A body cut off inside the file ("Unexpected end of form") errors the file stream, not
+      // only busboy: unheard, that error would be uncaught and end the process.
+      stream.on('error', () => fail(malformed()));
       stream.on('close', () => {
         if (!failed) file = { field: name, filename: info.filename ?? '', bytes: Buffer.concat(chunks) };
       });
     });
     bb.on('filesLimit', () => fail(invalidRequest('only one file per upload', { field: 'file' })));
-    bb.on('error', () => fail(invalidRequest('Malformed multipart/form-data body')));
+    bb.on('fieldsLimit', () => fail(invalidRequest('too many form fields')));
+    bb.on('error', () => fail(malformed()));
+    // A client gone mid-upload never ends the body: without this the promise would never settle.
+    req.on('error', () => fail(invalidRequest('Request aborted')));
     bb.on('close', () => {
-      if (!failed) resolve({ fields, file });
+      if (failed) return;
+      settled = true;
+      resolve({ fields, file });
     });
     req.pipe(bb);
   });

@@ -4,7 +4,9 @@ import type { Response } from 'express';
 export class SseWriter {
   constructor(private readonly res: Response) {}
 
+  /** Sends the headers; once (a second call is a no-op). */
   open(): void {
+    if (this.res.headersSent) return;
     this.res.status(200);
     this.res.setHeader('content-type', 'text/event-stream; charset=utf-8');
     this.res.setHeader('cache-control', 'no-cache, no-transform');
@@ -15,11 +17,17 @@ export class SseWriter {
   }
 
   send(event: string, data: unknown): void {
-    if (this.res.writableEnded) return;
+    // A client that went away leaves a destroyed response: writing to it would only raise.
+    if (this.res.writableEnded || this.res.destroyed) return;
     this.res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
   end(): void {
     if (!this.res.writableEnded) this.res.end();
   }
+}
+
+/** True when the response already is an open event stream (its status line and headers are out). */
+export function isEventStream(res: Response): boolean {
+  return res.headersSent && String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
 }

@@ -1,57 +1,102 @@
 import { builder } from './builder.js';
 import type { HealthReport } from '../services/health.js';
+import type { ModelState } from '../services/model-host.js';
+import type { RedisState } from '../services/redis.js';
 import type { ModelInfo } from '../engine/types.js';
+import { enumOfUnion } from './enums.js';
+
+const HealthStatus = enumOfUnion<HealthReport['status']>('HealthStatus', {
+  description: 'Whether the server can answer.',
+  values: {
+    ok: 'The model is loaded and everything works.',
+    loading: 'The model is still loading.',
+    degraded: 'Serving less than fully: the model failed to load, or Redis is unreachable (see reason).',
+  },
+});
+
+const RedisStateRef = enumOfUnion<RedisState>('RedisState', {
+  description: 'The connection to the shared Redis (rate limits, response cache).',
+  values: {
+    connecting: 'Not connected yet.',
+    ok: 'Connected.',
+    unavailable: 'Unreachable: limits are per process and the cache is off until it is back.',
+  },
+});
 
 const Health = builder.objectRef<HealthReport>('Health').implement({
   description: 'Server and model status (REST: GET /v1/health).',
   fields: (t) => ({
-    status: t.exposeString('status', { description: 'ok, loading or degraded' }),
-    model: t.exposeString('model'),
-    device: t.exposeString('device'),
-    modelLoaded: t.exposeBoolean('modelLoaded'),
-    uptimeS: t.exposeFloat('uptimeS'),
-    version: t.exposeString('version'),
-    reason: t.exposeString('reason', { nullable: true, description: 'Why the model is not loaded, if it failed.' }),
+    status: t.field({ type: HealthStatus, description: 'Whether the server can answer.', resolve: (h) => h.status }),
+    model: t.exposeString('model', { description: 'The served model.' }),
+    device: t.exposeString('device', { description: 'Where the model runs (cpu).' }),
+    modelLoaded: t.exposeBoolean('modelLoaded', { description: 'Whether the model is loaded.' }),
+    uptimeS: t.exposeFloat('uptimeS', { description: 'Seconds since the server started.' }),
+    version: t.exposeString('version', { description: "The server's version." }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why the status is not OK, if it is not.' }),
     queueDepth: t.exposeInt('queueDepth', { description: 'Requests waiting to join the running batch.' }),
     runningBatch: t.exposeInt('runningBatch', { description: 'Sequences in the running batch.' }),
-    redis: t.exposeString('redis', {
+    redis: t.field({
+      type: RedisStateRef,
       nullable: true,
-      description: 'connecting, ok or unavailable when REDIS_URL is set (limits and cache), else null.',
+      description: 'The shared Redis when REDIS_URL is set, else null.',
+      resolve: (h) => h.redis,
     }),
   }),
 });
 
 interface ModelView extends Partial<ModelInfo> {
   name: string;
-  state: string;
+  state: ModelState;
   loadSeconds: number | null;
 }
 
+const ModelStateRef = enumOfUnion<ModelState>('ModelState', {
+  description: "The model's life.",
+  values: {
+    loading: 'Loading: generation answers service_unavailable until it is ready.',
+    ready: 'Loaded and generating.',
+    failed: 'Loading failed (health.reason says why).',
+  },
+});
+
+const ModelGraph = enumOfUnion<ModelInfo['graph']>('ModelGraph', {
+  description: 'Which ONNX graph runs the model.',
+  values: {
+    fused: "This project's graph with ONNX Runtime's fused operators (in-place KV cache).",
+    plain: 'The plain transformers.js decoder graph.',
+  },
+});
+
 const Model = builder.objectRef<ModelView>('Model').implement({
-  description: 'The served model.',
+  description: 'The served model; its facts are null until it is loaded.',
   fields: (t) => ({
-    name: t.exposeString('name'),
-    state: t.exposeString('state', { description: 'loading, ready or failed' }),
-    architecture: t.string({ nullable: true, resolve: (m) => m.architecture ?? null }),
-    contextWindow: t.int({ nullable: true, resolve: (m) => m.contextWindow ?? null }),
-    attentionHeads: t.int({ nullable: true, resolve: (m) => m.attentionHeads ?? null }),
-    kvHeads: t.int({ nullable: true, resolve: (m) => m.kvHeads ?? null }),
-    hiddenSize: t.int({ nullable: true, resolve: (m) => m.hiddenSize ?? null }),
-    layers: t.int({ nullable: true, resolve: (m) => m.layers ?? null }),
-    vocabSize: t.int({ nullable: true, resolve: (m) => m.vocabSize ?? null }),
-    source: t.string({ nullable: true, resolve: (m) => m.source ?? null }),
-    graph: t.string({ nullable: true, description: 'fused or plain', resolve: (m) => m.graph ?? null }),
-    loadSeconds: t.float({ nullable: true, resolve: (m) => m.loadSeconds }),
+    name: t.exposeString('name', { description: 'The model name.' }),
+    state: t.field({ type: ModelStateRef, description: 'Loading, ready or failed.', resolve: (m) => m.state }),
+    architecture: t.string({ nullable: true, description: 'The architecture (llama, gpt2, …).', resolve: (m) => m.architecture ?? null }),
+    contextWindow: t.int({ nullable: true, description: 'Tokens of context it can attend to.', resolve: (m) => m.contextWindow ?? null }),
+    attentionHeads: t.int({ nullable: true, description: 'Attention (query) heads per layer.', resolve: (m) => m.attentionHeads ?? null }),
+    kvHeads: t.int({ nullable: true, description: 'Key/value heads per layer (fewer than attentionHeads with grouped-query attention).', resolve: (m) => m.kvHeads ?? null }),
+    hiddenSize: t.int({ nullable: true, description: 'The hidden size.', resolve: (m) => m.hiddenSize ?? null }),
+    layers: t.int({ nullable: true, description: 'Transformer layers.', resolve: (m) => m.layers ?? null }),
+    vocabSize: t.int({ nullable: true, description: 'Tokens in the vocabulary.', resolve: (m) => m.vocabSize ?? null }),
+    source: t.string({ nullable: true, description: 'Where it was loaded from.', resolve: (m) => m.source ?? null }),
+    graph: t.field({ type: ModelGraph, nullable: true, description: 'Which graph runs it.', resolve: (m) => m.graph ?? null }),
+    loadSeconds: t.float({ nullable: true, description: 'Seconds loading took; null until loaded.', resolve: (m) => m.loadSeconds }),
   }),
 });
 
 builder.queryField('health', (t) =>
-  t.field({ type: Health, resolve: (_root, _args, { services }) => services.health.report() }),
+  t.field({
+    type: Health,
+    description: 'Server and model status (REST: GET /v1/health).',
+    resolve: (_root, _args, { services }) => services.health.report(),
+  }),
 );
 
 builder.queryField('model', (t) =>
   t.field({
     type: Model,
+    description: 'The served model and its shape.',
     resolve: (_root, _args, { services }) => {
       const host = services.host;
       return {

@@ -1,5 +1,4 @@
 import type { z } from 'zod';
-import { PageQuerySchema, type PageQuery } from '../services/paging.js';
 import { camelCase, parseInput } from '../services/validation.js';
 
 const snakeCase = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -15,9 +14,20 @@ export function parseGraphQLInput<S extends z.ZodType>(schema: S, input: Record<
   return parseInput(schema, raw, (f) => `input.${camelCase(f)}`);
 }
 
-/** GraphQL paging arguments (`first`, `after`) as the services' page query, validated like REST's `limit` and `cursor`. */
-export function parsePageArgs(args: { first?: number | null; after?: string | null }): PageQuery {
-  return parseInput(PageQuerySchema, { limit: args.first ?? undefined, cursor: args.after ?? undefined }, (f) =>
-    f === 'limit' ? 'first' : f === 'cursor' ? 'after' : f,
-  );
+/** GraphQL's names for the page query's fields. */
+const PAGE_ARG_NAMES: Record<string, string> = { limit: 'first', cursor: 'after' };
+
+/**
+ * A list field's arguments (`first`, `after` and any filters) as the
+ * services' list query, validated by the same schema as REST's query string
+ * (PageQuerySchema or one that extends it: `limit`, `cursor`, filters), with
+ * errors naming the GraphQL argument.
+ */
+export function parsePageArgs<S extends z.ZodType>(
+  schema: S,
+  { first, after, ...filters }: { first?: number | null; after?: string | null } & Record<string, unknown>,
+): z.infer<S> {
+  const raw: Record<string, unknown> = { limit: first ?? undefined, cursor: after ?? undefined };
+  for (const [k, v] of Object.entries(filters)) if (v !== null && v !== undefined) raw[k] = v;
+  return parseInput(schema, raw, (f) => PAGE_ARG_NAMES[f] ?? f);
 }

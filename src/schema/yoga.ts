@@ -1,20 +1,19 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getOperationAST, GraphQLError, type DocumentNode } from 'graphql';
-import { createYoga, type Plugin } from 'graphql-yoga';
-import { AppError, HTTP_STATUS } from '../errors.js';
-import { isExpected, publicError } from '../services/errors.js';
-import { rateLimitedError, rateLimitHeaders } from '../services/rate-limit.js';
-import type { Services } from '../services/index.js';
+import type { IncomingMessage } from 'node:http';
+import type { RequestHandler } from 'express';
+import { GraphQLError } from 'graphql';
+import { createYoga } from 'graphql-yoga';
+import type { AppError } from '../errors.js';
+import { readBody } from '../http/body.js';
 import type { Log } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
+import { isExpected, publicError } from '../services/errors.js';
+import type { Services } from '../services/index.js';
+import { rateLimitedError, rateLimitHeaders } from '../services/rate-limit.js';
 import type { GraphQLContext } from './context.js';
 import { graphiqlOptions, renderGraphiQL } from './graphiql.js';
 import { schema } from './index.js';
-
-interface ServerContext {
-  req: IncomingMessage & { ctx?: GraphQLContext['ctx'] };
-  res: ServerResponse;
-}
+import { contractCodes, metricsPlugin, negotiation, type ServerContext } from './plugins/contract.js';
+import { depthLimit } from './plugins/depth-limit.js';
 
 /** An AppError as a GraphQL error carrying the contract's code. */
 function toGraphQLError(err: AppError, requestId: string | undefined, original?: GraphQLError): GraphQLError {
@@ -32,70 +31,19 @@ function toGraphQLError(err: AppError, requestId: string | undefined, original?:
   });
 }
 
-const CONTRACT_CODES = new Set(Object.keys(HTTP_STATUS));
-
-/**
- * Every response gets the request id in `extensions`; errors GraphQL itself
- * raises (syntax, validation, variable coercion) get the contract's
- * invalid_request code, keeping GraphQL's own code as `graphql_code`.
- */
-const contractCodes = (): Plugin => ({
-  onExecutionResult({ result, setResult, context }) {
-    if (!result || Symbol.asyncIterator in result) return;
-    const requestId = (context as Partial<GraphQLContext>).ctx?.requestId;
-    if (requestId) setResult({ ...result, extensions: { ...result.extensions, request_id: requestId } });
-  },
-  onResultProcess({ result, setResult }) {
-    if (Array.isArray(result) || Symbol.asyncIterator in result) return;
-    const foreign = (e: GraphQLError) => !CONTRACT_CODES.has(String(e.extensions?.code));
-    if (!result.errors?.some(foreign)) return;
-    setResult({
-      ...result,
-      errors: result.errors.map((e) =>
-        foreign(e)
-          ? new GraphQLError(e.message, {
-              nodes: e.nodes,
-              positions: e.positions,
-              path: e.path,
-              extensions: { ...e.extensions, code: 'invalid_request', graphql_code: e.extensions?.code },
-            })
-          : e,
-      ),
-    });
-  },
-});
-
-/**
- * Tags the request with its operation type (for the HTTP metrics' label) and
- * counts every error a response carries by its final contract code. Runs
- * after contractCodes, so GraphQL's own errors count as invalid_request.
- */
-const metricsPlugin = (metrics: Metrics): Plugin => {
-  const tag = ({ args }: { args: { document: DocumentNode; operationName?: string | null; contextValue: unknown } }) => {
-    const ctx = (args.contextValue as Partial<GraphQLContext>).ctx;
-    const op = getOperationAST(args.document, args.operationName);
-    if (ctx && op) ctx.operationType = op.operation;
-  };
-  return {
-    onExecute: tag,
-    onSubscribe: tag,
-    onResultProcess({ result }) {
-      if (Array.isArray(result) || Symbol.asyncIterator in result) return;
-      for (const e of result.errors ?? []) metrics.error(String(e.extensions?.code ?? 'internal_error'));
-    },
-  };
-};
-
 /** The GraphQL surface: yoga over the Pothos schema, sharing the REST request context. */
-export function buildYoga(services: Services, log: Log) {
+export function buildYoga(services: Services, log: Log, maxBodyBytes: number) {
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
+    // graphqlHandler enforces it first, decompressed and with the connection closed; yoga's own check
+    // (25 MB by default) is kept at the same one limit.
+    maxRequestBodySize: maxBodyBytes,
     landingPage: false,
     // Served from our own assets (works offline); see graphiql.ts.
     graphiql: graphiqlOptions,
     renderGraphiQL,
-    plugins: [contractCodes(), metricsPlugin(services.metrics)],
+    plugins: [depthLimit(), negotiation(), contractCodes(), metricsPlugin(services.metrics)],
     context: async ({ req, res }) => {
       const ctx = req.ctx;
       if (!ctx) throw new Error('request context missing');
@@ -115,12 +63,15 @@ export function buildYoga(services: Services, log: Log) {
       }
       return { ctx, services };
     },
+    // Yoga logs every error it hands to maskError, client errors included; maskError logs what is unexpected.
+    logging: { debug: () => {}, info: () => {}, warn: (...args) => log.warn({ yoga: args.map(String) }, 'graphql-yoga'), error: () => {} },
     maskedErrors: {
       maskError(error, message) {
         const original = error instanceof GraphQLError ? error : undefined;
-        const cause = original?.originalError ?? error;
+        const cause = rootCause(error);
         if (isExpected(cause)) return toGraphQLError(publicError(cause), undefined, original);
-        if (original && !original.originalError) return original;
+        // GraphQL's own error about the request (variable coercion wraps one GraphQLError in another).
+        if (original && cause instanceof GraphQLError) return original;
         log.error({ err: cause }, 'graphql resolver failed');
         return new GraphQLError(message, {
           nodes: original?.nodes,
@@ -130,6 +81,46 @@ export function buildYoga(services: Services, log: Log) {
       },
     },
   });
+}
+
+/** What an error wraps at the bottom: GraphQL wraps a resolver's error once, a variable's coercion error twice. */
+function rootCause(error: unknown): unknown {
+  let e = error;
+  while (e instanceof GraphQLError && e.originalError) e = e.originalError;
+  return e;
+}
+
+/**
+ * /graphql as an Express handler. The body is read here, before yoga sees
+ * it, within `maxBodyBytes` (MAX_BODY_BYTES, REST's JSON limit too): a
+ * declared length over it is refused before a byte is read, a body that
+ * passes it while arriving is cut off there (the connection closes), a
+ * compressed one is limited by its decoded size. The refusal is a GraphQL
+ * error response with the contract's code and HTTP status, counted once.
+ */
+export function graphqlHandler(yoga: ReturnType<typeof buildYoga>, maxBodyBytes: number, metrics: Metrics): RequestHandler {
+  return (req, res) => {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      void yoga(req, res);
+      return;
+    }
+    readBody(req, maxBodyBytes).then(
+      (body) => {
+        // Yoga takes a body already read from req.body; it is decoded, so the headers must not say otherwise.
+        delete req.headers['content-encoding'];
+        req.headers['content-length'] = String(body.length);
+        req.body = body;
+        void yoga(req, res);
+      },
+      (err: unknown) => {
+        const mapped = publicError(err);
+        metrics.error(mapped.code);
+        // The rest of the body is never read: close the connection rather than drain it.
+        res.setHeader('connection', 'close');
+        res.status(mapped.status).json({ errors: [toGraphQLError(mapped, req.ctx.requestId).toJSON()], extensions: { request_id: req.ctx.requestId } });
+      },
+    );
+  };
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -1,7 +1,7 @@
 import { ContextOverflowError, GenerationCancelledError } from '../engine/errors.js';
 import { AppError, invalidRequest, notFound } from '../errors.js';
 import type { Log } from '../observability/log.js';
-import { itemCursor, keysetPage } from '../storage/cursor.js';
+import { itemCursor, itemPosition, keysetPage } from '../storage/cursor.js';
 import type { BatchItem, BatchParams, BatchRun, BatchStatus, FailureReason, Storage } from '../storage/types.js';
 import type { RequestContext } from './context.js';
 import type { EvalRecordData } from './datasets/validate.js';
@@ -178,7 +178,7 @@ export class BatchEvalService {
     const run = await this.get(id);
     const after = cursor === undefined ? -1 : itemCursor.decode(cursor).index;
     const rows = await this.storage.batches.items(id, { afterIndex: after, limit: limit + 1, notPassedOnly: true });
-    const page = keysetPage(rows, limit, (i) => i, itemCursor, (i) => ({ index: i.index }));
+    const page = keysetPage(rows, limit, (i) => i, itemCursor, itemPosition);
     const count = (await this.allItems(run.id)).filter((i) => i.passed !== true).length;
     return { ...page, count };
   }

@@ -16,8 +16,22 @@ export function parseInput<S extends z.ZodType>(
   const issue = result.error.issues[0];
   const pathParts = issue?.path.map(String) ?? [];
   if (pathParts.length === 0) throw invalidRequest(issue?.message ?? 'Invalid request body');
-  const field = pathParts.map((p, i) => (i === 0 ? fieldName(p) : p)).join('.');
-  throw invalidRequest(`${field}: ${issue?.message ?? 'invalid value'}`, { field });
+  const [top = '', ...rest] = pathParts;
+  const shown = fieldName(top);
+  const field = [shown, ...rest].join('.');
+  throw invalidRequest(fieldMessage(issue?.message ?? 'invalid value', top, shown, field), { field });
+}
+
+/**
+ * The schemas' messages start with the snake_case field they are about
+ * ("max_new_tokens must be between 1 and 1024"): that name is swapped for
+ * the surface's own ("input.maxNewTokens must be ..."), so the field is
+ * named once. A message that does not start with it (zod's defaults, "at
+ * most 16 stop strings") gets the field in front.
+ */
+function fieldMessage(message: string, top: string, shown: string, field: string): string {
+  const startsWithName = message.startsWith(top) && /^(?:$|[\s.[])/.test(message.slice(top.length));
+  return startsWithName ? shown + message.slice(top.length) : `${field}: ${message}`;
 }
 
 /** snake_case → camelCase, for naming GraphQL fields in errors. */

@@ -65,9 +65,13 @@ export function cursorCodec<S extends Record<string, FieldKind>>(shape: S): Curs
 
 /** Datasets, newest first: (created_at desc, id desc). */
 export const datasetCursor = cursorCodec({ createdAt: 'time', id: 'id' });
+/** A dataset's position in that order: where a page that ends with it continues. */
+export const datasetPosition = (d: { createdAt: string; id: string }) => ({ createdAt: d.createdAt, id: d.id });
 
 /** Batch items in record order. */
 export const itemCursor = cursorCodec({ index: 'index' });
+/** A batch item's position in record order. */
+export const itemPosition = (i: { index: number }) => ({ index: i.index });
 
 /**
  * A page from a keyset query that read one row more than `limit`: that

@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { checkLimit } from './codec.js';
-import { datasetCursor, keysetPage } from './cursor.js';
+import { datasetCursor, datasetPosition, keysetPage } from './cursor.js';
 import { inTransaction, migratePostgres, quoteIdent } from './migrations.js';
 import {
   batchItemParams,
@@ -112,7 +112,7 @@ function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
          ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
         params,
       );
-      return keysetPage(rows, limit, toDataset, datasetCursor, (d) => ({ createdAt: d.createdAt, id: d.id }));
+      return keysetPage(rows, limit, toDataset, datasetCursor, datasetPosition);
     },
     async records(datasetId, afterIndex, limit) {
       const { rows } = await pool.query<RecordRow<PgColumns>>(

@@ -10,7 +10,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import { checkLimit } from './codec.js';
-import { datasetCursor, keysetPage } from './cursor.js';
+import { datasetCursor, datasetPosition, keysetPage } from './cursor.js';
 import { migrateSqlite } from './migrations.js';
 import {
   batchItemParams,
@@ -114,7 +114,7 @@ function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
       }
       // One row more than the page: keysetPage uses it to tell whether another page exists.
       const rows = stmt.all(...params, limit + 1) as DatasetRow<SqliteColumns>[];
-      return keysetPage(rows, limit, toDataset, datasetCursor, (d) => ({ createdAt: d.createdAt, id: d.id }));
+      return keysetPage(rows, limit, toDataset, datasetCursor, datasetPosition);
     },
     async records(datasetId, afterIndex, limit) {
       return (selectRecords.all(datasetId, afterIndex, checkLimit(limit)) as RecordRow<SqliteColumns>[]).map(toRecord);

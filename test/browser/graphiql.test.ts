@@ -144,7 +144,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('GraphiQL served from 
           );
           const shown = squash(await editorText(page, '.graphiql-response'));
           expect(shown).toContain(squash(`"response": ${JSON.stringify(response)}`));
-          expect(shown).toContain('"finishReason": "length"');
+          expect(shown).toContain('"finishReason": "LENGTH"');
           expect(pageErrors).toEqual([]);
         } finally {
           await context.close();

@@ -112,6 +112,26 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('batch evaluations (co
     expect(g.distribution.mean).toBe(dist.summary.mean);
     expect(g.failures.count).toBe(failed.length);
 
+    // The same failures as a relay connection, paged forward by first/after: the same records and fields as REST.
+    const pageQuery = `query($id: String!, $after: String) { batchEval(id: $id) { failures(first: 30, after: $after) {
+      count edges { cursor node { recordId status reason promptTokens completionTokens } } nodes { recordId } pageInfo { hasNextPage endCursor } } } }`;
+    const nodes: any[] = [];
+    let after: string | null = null;
+    let pages = 0;
+    for (;;) {
+      const conn: any = (await gql(server.url, pageQuery, { id, after })).json.data.batchEval.failures;
+      expect(conn.nodes.map((n: any) => n.recordId)).toEqual(conn.edges.map((e: any) => e.node.recordId));
+      expect(conn.pageInfo.endCursor).toBe(conn.edges.at(-1)?.cursor ?? null);
+      nodes.push(...conn.edges.map((e: any) => e.node));
+      pages++;
+      if (!conn.pageInfo.hasNextPage) break;
+      after = conn.pageInfo.endCursor;
+    }
+    expect(pages).toBe(Math.ceil(failed.length / 30));
+    expect(nodes.map((n) => n.recordId)).toEqual(failed.map((f) => f.record_id));
+    expect(nodes.map((n) => [n.promptTokens, n.completionTokens])).toEqual(failed.map((f) => [f.prompt_tokens, f.completion_tokens]));
+    expect(new Set(nodes.map((n) => `${n.status} ${n.reason}`))).toEqual(new Set(['SUCCEEDED BELOW_THRESHOLD']));
+
     // Deleting a dataset while no run uses it works; the run's results stay.
     await server.stop();
     server = await startServer({ DATA_DIR: dataDir });
@@ -127,7 +147,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('batch evaluations (co
       { input: { datasetId: ds.json.dataset_id, criteria: ['OVERALL'], concurrency: 1, maxNewTokens: 400, temperature: 0.9 } },
     );
     const id = g.json.data.startBatchEval.batchEvalId;
-    expect(g.json.data.startBatchEval.status).toBe('queued');
+    expect(g.json.data.startBatchEval.status).toBe('QUEUED');
     const del = await fetch(`${server.url}/v1/datasets/${ds.json.dataset_id}`, { method: 'DELETE', headers: authHeaders });
     expect(del.status).toBe(409);
     expect((await del.json()).error.code).toBe('conflict');

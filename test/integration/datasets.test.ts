@@ -201,6 +201,27 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('datasets (contract se
     expect(seen.length).toBeGreaterThanOrEqual(4);
     const g = await gql(server.url, '{ datasets(type: RAG_CORPUS, first: 100) { nodes { datasetId type recordCount } pageInfo { hasNextPage } } }');
     expect(g.json.data.datasets.nodes.map((n: any) => n.datasetId)).toEqual(seen);
+    // Paged as a relay connection: pageInfo.endCursor or any edge's cursor continues after that item.
+    const pageQuery = 'query($after: String) { datasets(type: RAG_CORPUS, first: 2, after: $after) { edges { cursor node { datasetId } } pageInfo { hasNextPage endCursor } } }';
+    const paged: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const conn: any = (await gql(server.url, pageQuery, { after })).json.data.datasets;
+      paged.push(...conn.edges.map((e: any) => e.node.datasetId));
+      if (!conn.pageInfo.hasNextPage) break;
+      after = conn.pageInfo.endCursor;
+    }
+    expect(paged).toEqual(seen);
+    const first: any = (await gql(server.url, pageQuery, { after: null })).json.data.datasets;
+    const fromEdge: any = (await gql(server.url, pageQuery, { after: first.edges[0].cursor })).json.data.datasets;
+    expect(fromEdge.edges[0].node.datasetId).toBe(seen[1]);
+    const badAfter = await gql(server.url, '{ datasets(after: "garbage") { nodes { datasetId } } }');
+    expect(badAfter.json.errors[0].extensions.code).toBe('invalid_request');
+    const badFirst = await gql(server.url, '{ datasets(first: 101) { nodes { datasetId } } }');
+    expect(badFirst.json.errors[0].extensions).toMatchObject({ code: 'invalid_request', details: { field: 'first' } });
+    // Forward paging only: relay's last/before are not arguments here.
+    const backward = await gql(server.url, '{ datasets(last: 2) { nodes { datasetId } } }');
+    expect(backward.json.errors[0].extensions.code).toBe('invalid_request');
     const bad = await fetch(`${server.url}/v1/datasets?cursor=garbage`, { headers: authHeaders });
     expect(bad.status).toBe(400);
     const badLimit = await fetch(`${server.url}/v1/datasets?limit=101`, { headers: authHeaders });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, authHeaders, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { API_KEY, authHeaders, gql, postJson, startServer, type RunningServer } from '../helpers/server.js';
 import { storiesModel } from '../helpers/models.js';
 
 function expectEnvelope(json: any, code: string) {
@@ -111,6 +111,73 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('contract sections 1-3
       expect(r.status, body).toBe(400);
       expectEnvelope(r.json, 'invalid_request');
     }
+  });
+
+  it('valid JSON that is not an object says so (not "Malformed JSON body"), on every JSON route', async () => {
+    for (const path of ['/v1/chat', '/v1/evaluate', '/v1/batch-evals', '/v1/datasets']) {
+      for (const body of ['"hello"', '[]', '123', 'null', 'true']) {
+        const r = await postJson(`${server.url}${path}`, body);
+        expect(r.status, `${path} ${body}`).toBe(400);
+        expectEnvelope(r.json, 'invalid_request');
+        expect(r.json.error.message, `${path} ${body}`).toBe('request body must be a JSON object');
+      }
+    }
+    for (const body of ['{"prompt": ', 'hello', '"unterminated']) {
+      expect((await chat(body)).json.error.message, body).toBe('Malformed JSON body');
+    }
+  });
+
+  it('validation messages name the field once, in each surface\'s own idiom', async () => {
+    const range = await chat({ prompt: 'hi', max_new_tokens: 0 });
+    expect(range.json.error).toMatchObject({ message: 'max_new_tokens must be between 1 and 1024', details: { field: 'max_new_tokens' } });
+    expect((await chat({})).json.error.message).toBe('prompt is required');
+    expect((await chat({ prompt: 'hi', top_p: 'x' })).json.error.message).toBe('top_p must be a number');
+    const g = await gql(server.url, 'mutation { chat(input: {prompt: "hi", maxNewTokens: 0}) { response } }');
+    expect(g.json.errors[0].message).toBe('input.maxNewTokens must be between 1 and 1024');
+    expect(g.json.errors[0].extensions).toMatchObject({ code: 'invalid_request', details: { field: 'input.maxNewTokens' } });
+    const topP = await gql(server.url, 'mutation { chat(input: {prompt: "hi", topP: 2}) { response } }');
+    expect(topP.json.errors[0].message).toBe('input.topP must be between 0 and 1');
+    const blank = await gql(server.url, 'mutation { chat(input: {prompt: "  "}) { response } }');
+    expect(blank.json.errors[0].message).toBe('input.prompt must be non-empty');
+    // A message that does not start with its field gets the field in front, once.
+    const stops = await chat({ prompt: 'hi', stop: Array.from({ length: 17 }, (_, i) => `s${i}`) });
+    expect(stops.json.error.message).toMatch(/^stop: /);
+    expect(stops.json.error.details.field).toBe('stop');
+  });
+
+  it('GraphQL syntax, validation and variable errors carry extensions.request_id, as executed ones do', async () => {
+    const headers = { ...authHeaders, 'x-request-id': 'gql-err-1' };
+    for (const query of ['{ health { status ', '{ nope }', 'mutation($i: ChatInput!) { chat(input: $i) { response } }']) {
+      const r = await postJson(`${server.url}/graphql`, { query, variables: { i: { maxNewTokens: 1 } } }, headers);
+      expect(r.json.errors[0].extensions.code, query).toBe('invalid_request');
+      expect(r.json.extensions?.request_id, query).toBe('gql-err-1');
+      expect(r.res.headers.get('x-request-id')).toBe('gql-err-1');
+    }
+    const ok = await gql(server.url, '{ __typename }', undefined, headers);
+    expect(ok.json.extensions.request_id).toBe('gql-err-1');
+  });
+
+  it('no GraphQL error exposes internals (originalError, stacks); a body that is not JSON stays 400', async () => {
+    const r = await postJson(`${server.url}/graphql`, '{"query": "{ __typename }", ');
+    expect(r.status).toBe(400);
+    expect(r.json.errors[0].extensions.code).toBe('invalid_request');
+    expect(r.json.errors[0].extensions.originalError).toBeUndefined();
+    expect(r.text).not.toMatch(/SyntaxError|originalError|stack/);
+    // A variable that fails coercion wraps GraphQL's own error: the client's to read, not internal_error.
+    const v = await gql(server.url, 'mutation($i: ChatInput!) { chat(input: $i) { response } }', { i: { prompt: 5 } });
+    expect(v.json.errors[0].extensions.code).toBe('invalid_request');
+    expect(v.json.errors[0].message).toMatch(/String cannot represent/);
+    expect(v.text).not.toMatch(/originalError|stack/);
+  });
+
+  it('an unknown batch artifact is 404 not_found, not an unhandled 500', async () => {
+    server.logs.length = 0;
+    const r = await fetch(`${server.url}/v1/batch-evals/be_unknown/artifacts/nope.txt`, { headers: authHeaders });
+    expect(r.status).toBe(404);
+    const body = await r.json();
+    expectEnvelope(body, 'not_found');
+    expect(body.error.message).toMatch(/nope\.txt/);
+    expect(server.logs.filter((l) => l.includes('unhandled error'))).toEqual([]);
   });
 
   it('the process survives all of the above', async () => {

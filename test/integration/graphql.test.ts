@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { printSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enumName } from '../../src/schema/enums.js';
 import { schema } from '../../src/schema/index.js';
 import { authHeaders, gql, postJson, readSse, REPO, startServer, type RunningServer } from '../helpers/server.js';
 import { GOLDEN } from '../helpers/golden.js';
@@ -47,13 +48,14 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('GraphQL with stories2
     expect(c.promptTokens).toBe(r.json.prompt_tokens);
     expect(c.completionTokens).toBe(r.json.completion_tokens);
     expect(c.contextUsedPct).toBe(r.json.context_used_pct);
-    expect(c.finishReason).toBe(r.json.finish_reason);
+    // GraphQL serves statuses as enum names (STOP), REST as the contract's strings (stop).
+    expect(c.finishReason).toBe(enumName(r.json.finish_reason));
   });
 
   it('health and model queries', async () => {
     const { json } = await gql(server.url, '{ health { status model modelLoaded device version } model { name state contextWindow attentionHeads kvHeads hiddenSize layers vocabSize } }');
-    expect(json.data.health).toMatchObject({ status: 'ok', model: 'stories260K', modelLoaded: true, device: 'cpu' });
-    expect(json.data.model).toMatchObject({ name: 'stories260K', state: 'ready', contextWindow: 512, attentionHeads: 8, kvHeads: 4, hiddenSize: 64, layers: 5, vocabSize: 512 });
+    expect(json.data.health).toMatchObject({ status: 'OK', model: 'stories260K', modelLoaded: true, device: 'cpu' });
+    expect(json.data.model).toMatchObject({ name: 'stories260K', state: 'READY', contextWindow: 512, attentionHeads: 8, kvHeads: 4, hiddenSize: 64, layers: 5, vocabSize: 512 });
     expect(json.extensions.request_id).toBeTruthy();
   });
 
@@ -62,7 +64,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('GraphQL with stories2
     expect(r.status).toBe(401);
     expect(r.json.errors[0].extensions.code).toBe('unauthorized');
     const bearer = await gql(server.url, '{ health { status } }', undefined, { 'content-type': 'application/json', authorization: 'Bearer test-key-1' });
-    expect(bearer.json.data.health.status).toBe('ok');
+    expect(bearer.json.data.health.status).toBe('OK');
   });
 
   it('validation errors carry invalid_request and the field', async () => {

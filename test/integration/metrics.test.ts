@@ -198,3 +198,76 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('metrics: rate-limit r
     expect(sampleValue(f, 'http_requests_total', { route: '/v1/datasets', method: 'GET', status_class: '2xx' })).toBe(2);
   });
 });
+
+describe.skipIf(!storiesModel.present)(storiesModel.title('metrics: errors that end a stream'), () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    // One running row and one waiting place, so that a stream's later phase can be refused.
+    server = await startServer({ MAX_BATCH_SIZE: '1', MAX_WAITING_REQUESTS: '1', RATE_LIMIT_PER_MINUTE: '10000' });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const errorsByCode = async (): Promise<Record<string, number>> =>
+    (await (await fetch(`${server.url}/v1/metrics`, { headers: authHeaders })).json()).errors.by_code;
+
+  /**
+   * Reads a refine-mode stream. Once its first token is out, another chat takes the one waiting
+   * place; when the stream's answer phase ends, its critique phase finds the waiting list full
+   * (service_unavailable), so the stream, long since opened with 200, ends with an error.
+   */
+  async function failedStream(open: () => Promise<Response>): Promise<{ text: string; otherStatus: number }> {
+    const res = await open();
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    let other: Promise<number> | undefined;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      if (!other && text.includes('token')) other = postJson(`${server.url}/v1/chat`, { prompt: 'Once upon a time', max_new_tokens: 3 }).then((r) => r.status);
+    }
+    return { text, otherStatus: await other! };
+  }
+  // Long enough (about 250 tokens, no stop) for the other request to queue behind it; short enough for its critique prompt to fit.
+  const long = { prompt: 'Once upon a time', temperature: 0.8, seed: 1 };
+
+  it('a REST stream ended by an `error` event counts in errors_total, once', async () => {
+    const before = await errorsByCode();
+    const { text, otherStatus } = await failedStream(() =>
+      fetch(`${server.url}/v1/chat`, { method: 'POST', headers: authHeaders, body: JSON.stringify({ ...long, max_new_tokens: 250, mode: 'refine', stream: true }) }),
+    );
+    expect(otherStatus).toBe(200);
+    const last = text.trim().split('\n\n').at(-1)!;
+    expect(last).toMatch(/^event: error\n/);
+    expect(JSON.parse(last.split('\n')[1]!.slice('data: '.length)).error.code).toBe('service_unavailable');
+    const after = await errorsByCode();
+    expect(after.service_unavailable! - before.service_unavailable!).toBe(1);
+    expect(after.internal_error).toBe(before.internal_error);
+  });
+
+  it('a GraphQL chatStream subscription ended by an error counts in errors_total, once', async () => {
+    const before = await errorsByCode();
+    const { text, otherStatus } = await failedStream(() =>
+      fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { ...authHeaders, accept: 'text/event-stream' },
+        body: JSON.stringify({
+          query: 'subscription S($input: ChatInput!) { chatStream(input: $input) { token done } }',
+          variables: { input: { ...long, maxNewTokens: 250, mode: 'REFINE' } },
+        }),
+      }),
+    );
+    expect(otherStatus).toBe(200);
+    const events = text.split('\n\n').filter((b) => b.startsWith('event: next'));
+    const last = JSON.parse(events.at(-1)!.split('\n')[1]!.slice('data: '.length));
+    expect(last.errors[0].extensions.code).toBe('service_unavailable');
+    expect(typeof last.extensions.request_id).toBe('string');
+    const after = await errorsByCode();
+    expect(after.service_unavailable! - before.service_unavailable!).toBe(1);
+    expect(after.internal_error).toBe(before.internal_error);
+  });
+});

@@ -7,7 +7,7 @@ import { pageFields, type Page } from '../paging.js';
 import { parseInput } from '../validation.js';
 import { DATASET_LIMITS as L } from './limits.js';
 import { formatOf, parseFile, type FileFormat, type ParsedFile } from './parse.js';
-import { badEncoding, byteLength, validateRecords, type RecordError } from './validate.js';
+import { badEncoding, byteLength, nestedDeeperThan, validateRecords, type RecordError } from './validate.js';
 
 const DatasetFieldsSchema = z.object({
   name: z
@@ -19,17 +19,15 @@ const DatasetFieldsSchema = z.object({
   metadata: z
     .record(z.string(), z.unknown(), { error: 'metadata must be an object' })
     .optional()
+    // Depth first, and stop there when it fails: the size check serializes the value recursively.
+    .refine((m) => m === undefined || !nestedDeeperThan(m, L.maxMetadataDepth), {
+      error: `metadata must be nested at most ${L.maxMetadataDepth} deep`,
+      abort: true,
+    })
     .refine((m) => m === undefined || byteLength(m) <= L.maxDatasetMetadataBytes, {
       error: `metadata must be at most ${L.maxDatasetMetadataBytes} bytes`,
-    })
-    .refine((m) => m === undefined || depth(m) <= L.maxMetadataDepth, { error: `metadata must be nested at most ${L.maxMetadataDepth} deep` }),
+    }),
 });
-
-function depth(v: unknown): number {
-  if (Array.isArray(v)) return 1 + v.reduce<number>((m, x) => Math.max(m, depth(x)), 0);
-  if (typeof v === 'object' && v !== null) return 1 + Object.values(v).reduce<number>((m, x) => Math.max(m, depth(x)), 0);
-  return 0;
-}
 
 /** GET /v1/datasets and GraphQL `datasets`: filters and a page. */
 export const DatasetListSchema = z.object({

@@ -36,10 +36,22 @@ export function badEncoding(s: string): boolean {
   return LONE_SURROGATE.test(s);
 }
 
-function jsonDepth(v: Json): number {
-  if (Array.isArray(v)) return 1 + v.reduce<number>((m, x) => Math.max(m, jsonDepth(x)), 0);
-  if (isObj(v)) return 1 + Object.values(v).reduce<number>((m, x) => Math.max(m, jsonDepth(x)), 0);
-  return 0;
+/**
+ * True when a JSON value nests objects and arrays more than `max` levels
+ * deep ({} and [] are one level). Iterative, and it stops at the first
+ * branch past `max`: a client's value nested 100,000 deep costs little and
+ * cannot overflow the stack, as a recursive walk or JSON.stringify would.
+ * Check this before anything recursive walks a value from a client.
+ */
+export function nestedDeeperThan(v: Json, max: number): boolean {
+  const stack: Array<{ value: Json; depth: number }> = [{ value: v, depth: 0 }];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const { value, depth } = top;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth === max) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
 }
 
 /** Finds the first badly encoded string anywhere in a JSON value; returns its path. */
@@ -62,7 +74,11 @@ function findBadString(v: Json, path: string): string | null {
   return null;
 }
 
+/** JSON.stringify recurses: only for values whose depth is already checked (nestedDeeperThan). */
 export const byteLength = (v: Json) => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+
+/** The deepest a valid record goes: itself, then its metadata (the deepest of its fields). */
+const MAX_RECORD_DEPTH = 1 + L.maxMetadataDepth;
 
 class RecordProblem extends Error {
   constructor(
@@ -104,7 +120,7 @@ function metadata(o: Obj, key: string, path: string): Obj {
   if (v === undefined || v === null) return {};
   if (!isObj(v)) fail('invalid_field_type', `${path} must be an object`, path);
   const m = v as Obj;
-  if (jsonDepth(m) > L.maxMetadataDepth) fail('value_out_of_range', `${path} is nested deeper than ${L.maxMetadataDepth}`, path);
+  if (nestedDeeperThan(m, L.maxMetadataDepth)) fail('value_out_of_range', `${path} is nested deeper than ${L.maxMetadataDepth}`, path);
   if (byteLength(m) > L.maxRecordMetadataBytes) fail('record_too_large', `${path} is larger than ${L.maxRecordMetadataBytes} bytes`, path);
   return m;
 }
@@ -216,6 +232,12 @@ export function validateRecords(type: DatasetType, raw: readonly Json[]): Valida
     const claimedId = isObj(r) && (typeof r[idKey] === 'string' || typeof r[idKey] === 'number') ? String(r[idKey]) : null;
     try {
       if (!isObj(r)) fail('invalid_field_type', 'a record must be a JSON object', '');
+      // Depth first: the size and encoding checks below walk the whole record recursively.
+      const meta = (r as Obj).metadata;
+      if (isObj(meta) && nestedDeeperThan(meta, L.maxMetadataDepth)) {
+        fail('value_out_of_range', `metadata is nested deeper than ${L.maxMetadataDepth}`, 'metadata');
+      }
+      if (nestedDeeperThan(r, MAX_RECORD_DEPTH)) fail('value_out_of_range', `record is nested deeper than ${MAX_RECORD_DEPTH}`, '');
       if (byteLength(r) > L.maxRecordBytes) fail('record_too_large', `record is larger than ${L.maxRecordBytes} bytes`, '');
       const bad = findBadString(r, '');
       if (bad !== null) fail('invalid_encoding', 'text contains a NUL byte or an unpaired surrogate', bad.replace(/^\./, ''));

@@ -2,7 +2,7 @@ import express, { Router, type Request, type RequestHandler } from 'express';
 import { AppError, invalidRequest } from '../errors.js';
 import type { Dataset } from '../storage/types.js';
 import { DATASET_LIMITS } from '../services/datasets/limits.js';
-import { DatasetListSchema, type CreateDatasetInput, type DatasetService } from '../services/datasets/service.js';
+import { DatasetFieldsSchema, DatasetListSchema, type CreateDatasetInput, type DatasetService } from '../services/datasets/service.js';
 import { parseInput } from '../services/validation.js';
 import { asyncHandler } from './middleware.js';
 import { readMultipart } from './multipart.js';
@@ -30,7 +30,7 @@ async function uploadInput(req: Request): Promise<CreateDatasetInput> {
     const body: unknown = req.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidRequest('request body must be a JSON object');
     const b = body as Record<string, unknown>;
-    return { name: b.name, type: b.type, metadata: b.metadata, records: b.records as unknown[] | undefined };
+    return { fields: datasetFields(b.name, b.type, b.metadata), records: b.records as unknown[] | undefined };
   }
   const { fields, file } = await readMultipart(req, maxBytes);
   if (!file) throw invalidRequest('file is required', { field: 'file' });
@@ -42,8 +42,11 @@ async function uploadInput(req: Request): Promise<CreateDatasetInput> {
       throw invalidRequest('metadata must be a JSON object', { field: 'metadata' });
     }
   }
-  return { name: fields.name, type: fields.type, metadata, file: { filename: file.filename, bytes: file.bytes } };
+  return { fields: datasetFields(fields.name, fields.type, metadata), file: { filename: file.filename, bytes: file.bytes } };
 }
+
+const datasetFields = (name: unknown, type: unknown, metadata: unknown) =>
+  parseInput(DatasetFieldsSchema, { name, type, metadata: metadata ?? undefined });
 
 /**
  * A body whose declared length is over the limit is refused at once, before

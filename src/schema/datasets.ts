@@ -1,11 +1,11 @@
 import { DATASET_STATUSES, DATASET_TYPES, type Dataset } from '../storage/types.js';
 import { datasetCursor, datasetPosition } from '../storage/cursor.js';
 import { DATASET_LIMITS as L } from '../services/datasets/limits.js';
-import { DatasetListSchema, MAX_REPORTED_ERRORS, type CreatedDataset } from '../services/datasets/service.js';
+import { DatasetFieldsSchema, DatasetListSchema, MAX_REPORTED_ERRORS, type CreatedDataset } from '../services/datasets/service.js';
 import type { RecordError } from '../services/datasets/validate.js';
 import { builder } from './builder.js';
 import { enumFrom } from './enums.js';
-import { parsePageArgs } from './input.js';
+import { parseGraphQLInput, parsePageArgs } from './input.js';
 import { connectionFrom, pageArgs } from './paging.js';
 import { JsonScalar } from './scalars.js';
 
@@ -122,7 +122,10 @@ builder.mutationField('createDataset', (t) =>
     description: 'Uploads a dataset; records that fail validation are rejected one by one.',
     args: { input: t.arg({ type: CreateDatasetInput, required: true, description: 'The upload.' }) },
     resolve: (_r, { input }, { services }) =>
-      services.datasets.create({ name: input.name, type: input.type, metadata: input.metadata ?? undefined, records: input.records as unknown[] }),
+      services.datasets.create({
+        fields: parseGraphQLInput(DatasetFieldsSchema, { name: input.name, type: input.type, metadata: input.metadata }),
+        records: input.records as unknown[],
+      }),
   }),
 );
 

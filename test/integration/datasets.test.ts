@@ -109,6 +109,23 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('datasets (contract se
     }
   });
 
+  it('GraphQL names its own fields in dataset errors; a __proto__ key in metadata is kept as data', async () => {
+    const g = await gql(
+      server.url,
+      'mutation($input: CreateDatasetInput!) { createDataset(input: $input) { dataset { datasetId } } }',
+      { input: { name: 'n', type: 'EVAL_SET', records: [evalRecord(1)], metadata: [1] } },
+    );
+    expect(g.json.errors[0].extensions).toMatchObject({ code: 'invalid_request', details: { field: 'input.metadata' } });
+    expect(g.json.errors[0].message).toBe('input.metadata must be an object');
+
+    const body = `{"name":"proto","type":"eval_set","records":[${JSON.stringify(evalRecord(1))}],"metadata":{"__proto__":{"polluted":true},"k":1}}`;
+    const r = await create(body);
+    expect(r.status).toBe(201);
+    const d = await (await fetch(`${server.url}/v1/datasets/${r.json.dataset_id}`, { headers: authHeaders })).text();
+    expect(JSON.parse(d).metadata).toEqual(JSON.parse('{"__proto__":{"polluted":true},"k":1}'));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('multipart uploads: jsonl, csv with a header row, txt', async () => {
     const jsonl = new FormData();
     jsonl.set('name', 'from-jsonl');

@@ -4,20 +4,28 @@ import { DATASET_STATUSES, DATASET_TYPES, type Dataset, type DatasetType, type S
 import { oneOf } from '../fields.js';
 import { newId } from '../ids.js';
 import { pageFields, type Page } from '../paging.js';
-import { parseInput } from '../validation.js';
 import { DATASET_LIMITS as L } from './limits.js';
 import { formatOf, parseFile, type FileFormat, type ParsedFile } from './parse.js';
 import { badEncoding, byteLength, nestedDeeperThan, validateRecords, type RecordError } from './validate.js';
 
-const DatasetFieldsSchema = z.object({
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A dataset's own fields (POST /v1/datasets, GraphQL createDataset), which
+ * each surface validates, naming fields its own way; the records are the
+ * service's to validate one by one.
+ */
+export const DatasetFieldsSchema = z.object({
   name: z
     .string({ error: (i) => (i.input === undefined ? 'name is required' : 'name must be a string') })
     .min(1, { error: 'name must be non-empty' })
     .max(L.maxNameChars, { error: `name must be at most ${L.maxNameChars} characters` })
     .refine((s) => s.trim().length > 0 && !badEncoding(s), { error: 'name must be non-blank text' }),
   type: oneOf('type', DATASET_TYPES),
+  // The object as sent (z.record would copy it and drop a `__proto__` key: data, here, like any other).
   metadata: z
-    .record(z.string(), z.unknown(), { error: 'metadata must be an object' })
+    .custom<Record<string, unknown>>(isPlainObject, { error: 'metadata must be an object' })
     .optional()
     // Depth first, and stop there when it fails: the size check serializes the value recursively.
     .refine((m) => m === undefined || !nestedDeeperThan(m, L.maxMetadataDepth), {
@@ -37,11 +45,11 @@ export const DatasetListSchema = z.object({
 });
 export type DatasetListQuery = z.infer<typeof DatasetListSchema>;
 
-/** An upload's fields, unvalidated, as either surface received them. */
+export type DatasetFields = z.infer<typeof DatasetFieldsSchema>;
+
+/** An upload: its validated fields and its records, unvalidated. */
 export interface CreateDatasetInput {
-  name: unknown;
-  type: unknown;
-  metadata?: unknown;
+  fields: DatasetFields;
   /** The records, from a JSON body or GraphQL; or else */
   records?: unknown[];
   /** a file to read them from (multipart), by its name's extension. */
@@ -75,7 +83,7 @@ export class DatasetService {
   async create(input: CreateDatasetInput): Promise<CreatedDataset> {
     const format = input.file ? formatOf(input.file.filename) : undefined;
     if (format === null) throw invalidRequest('file must be .jsonl, .csv or .txt', { field: 'file' });
-    const fields = parseInput(DatasetFieldsSchema, { name: input.name, type: input.type, metadata: input.metadata ?? undefined });
+    const { fields } = input;
     const parsed = readRecords(input, format, fields.type);
     if (parsed.records.length === 0) throw invalidRequest('records must contain at least one record', { field: 'records' });
     if (parsed.records.length > L.maxRecords) {

@@ -96,6 +96,7 @@ export class Engine {
       promptTokens: promptIds.length,
       completionTokens,
       finishReason: outcome.finishReason,
+      logprobs: outcome.logprobs,
       timeToFirstTokenMs: firstTokenAt === null ? null : firstTokenAt - submitted,
       queueMs: outcome.admittedAt - submitted,
       interTokenMs:

@@ -1,9 +1,18 @@
+import { applyRepetitionPenalty } from './logits-processors.js';
 import type { SeededRng } from './rng.js';
 
-export interface TokenSampler {
+export { applyRepetitionPenalty };
+
+/** What the draw itself takes: the truncations, after the logits processors (logits-processors.ts) have run. */
+export interface TokenDraw {
   temperature: number;
   topP: number;
   topK: number;
+  /** 0 = off. */
+  minP?: number;
+}
+
+export interface TokenSampler extends TokenDraw {
   repetitionPenalty: number;
 }
 
@@ -21,19 +30,6 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
-/**
- * Hugging Face's repetition penalty: each token already seen has a positive
- * logit divided by the penalty, a negative one multiplied. Works in place.
- */
-export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
-  if (penalty === 1) return;
-  for (const id of seen) {
-    const v = logits[id];
-    if (v === undefined) continue;
-    logits[id] = v > 0 ? v / penalty : v * penalty;
-  }
-}
-
 /** Reusable work space for sampling, so a step allocates nothing vocabulary-sized. */
 export class SamplingScratch {
   weights = new Float64Array(0);
@@ -44,9 +40,10 @@ export class SamplingScratch {
 }
 
 /**
- * Picks the next token from one row of logits (may modify `logits`).
- * temperature 0 is greedy; otherwise temperature, top-k, then top-p
- * (nucleus) filtering, then one draw from the request's own RNG.
+ * Picks the next token from one row of logits (may modify `logits`): the
+ * repetition penalty, then the draw. The scheduler runs the whole processor
+ * chain (processLogits) and then drawToken; this is the two together for
+ * callers with only a repetition penalty.
  */
 export function sampleToken(
   logits: Float32Array,
@@ -56,7 +53,18 @@ export function sampleToken(
   scratch: SamplingScratch = new SamplingScratch(),
 ): number {
   applyRepetitionPenalty(logits, seen, p.repetitionPenalty);
+  return drawToken(logits, p, rng, scratch);
+}
+
+/**
+ * Draws the next token from processed logits: temperature 0 is greedy;
+ * otherwise temperature, top-k, top-p (nucleus), then min-p (relative to
+ * the most probable token), then one draw from the request's own RNG.
+ */
+export function drawToken(logits: Float32Array, p: TokenDraw, rng: SeededRng, scratch: SamplingScratch = new SamplingScratch()): number {
   if (p.temperature === 0) return argmax(logits);
+  // Weights are exp((l - max) / T), so the most probable token weighs 1 and min-p is a weight floor.
+  const minW = p.minP ?? 0;
 
   const n = logits.length;
   let max = -Infinity;
@@ -67,7 +75,7 @@ export function sampleToken(
     // Top-k first, then top-p over the renormalised k.
     const ids = topKIndices(logits, p.topK);
     const w = ids.map((id) => Math.exp((logits[id]! - max) * invT));
-    return drawNucleus(ids, (i) => w[i]!, w.reduce((a, b) => a + b, 0), p.topP, rng);
+    return drawNucleus(ids, (i) => w[i]!, w.reduce((a, b) => a + b, 0), p.topP, rng, minW);
   }
 
   // One pass of exponentials over the vocabulary, kept for the draw.
@@ -79,33 +87,52 @@ export function sampleToken(
     total += e;
   }
   if (p.topP >= 1) {
-    // No filter: draw over the whole vocabulary in id order, no sort needed.
+    // No top-p: draw over the whole vocabulary (less what min-p drops) in id order, no sort needed.
+    if (minW > 0) {
+      total = 0;
+      for (let i = 0; i < n; i++) if (w[i]! < minW) w[i] = 0;
+      for (let i = 0; i < n; i++) total += w[i]!;
+    }
     let r = rng.next() * total;
+    let last = 0;
     for (let i = 0; i < n; i++) {
+      if (w[i]! === 0) continue;
+      last = i;
       r -= w[i]!;
       if (r < 0) return i;
     }
-    return n - 1;
+    return last;
   }
-  const ids = nucleusCandidates(logits, w, n, total, p.topP, invT);
+  let ids = nucleusCandidates(logits, w, n, total, p.topP, invT);
+  // The nucleus is taken from the whole distribution, then min-p thins it (the most probable always stays).
+  if (minW > 0) ids = ids.filter((id) => w[id]! >= minW);
   // `ids` is the nucleus already: draw over all of it.
   return drawNucleus(ids, (i) => w[ids[i]!]!, total, 1, rng);
 }
 
 /**
  * Keeps the smallest prefix of `ids` (sorted by probability, descending)
- * whose mass reaches top_p of `total`, at least one token, and draws from it.
+ * whose mass reaches top_p of `total`, at least one token, less the tokens
+ * weighing under `minW`, and draws from it.
  */
-function drawNucleus(ids: number[], weight: (i: number) => number, total: number, topP: number, rng: SeededRng): number {
+function drawNucleus(ids: number[], weight: (i: number) => number, total: number, topP: number, rng: SeededRng, minW = 0): number {
   let keep = ids.length;
+  for (let i = 1; i < ids.length; i++) {
+    if (weight(i) < minW) {
+      keep = i;
+      break;
+    }
+  }
   let mass = 0;
-  for (let i = 0; i < ids.length; i++) {
+  for (let i = 0; i < keep; i++) {
     mass += weight(i);
     if (topP < 1 && mass / total >= topP) {
       keep = i + 1;
       break;
     }
   }
+  mass = 0;
+  for (let i = 0; i < keep; i++) mass += weight(i);
   let r = rng.next() * mass;
   for (let i = 0; i < keep; i++) {
     r -= weight(i);

@@ -2,9 +2,10 @@ import { decodes, nextChunk, planAdmission, type AdmissionLimits } from './admis
 import type { BatchBackend } from './batch-backend.js';
 import { EngineOverloadedError, GenerationCancelledError } from './errors.js';
 import { SeededRng } from './rng.js';
-import { SamplingScratch, sampleToken } from './sampling.js';
+import { processLogits, tokenLogprob } from './logits-processors.js';
+import { SamplingScratch, drawToken } from './sampling.js';
 import { IncrementalDecoder, StopMatcher, type Tokenizer } from './tokenizer.js';
-import type { FinishReason, GenerateOptions, SamplingParams } from './types.js';
+import type { FinishReason, GenerateOptions, SamplingParams, TokenLogprob } from './types.js';
 
 export interface SchedulerLimits {
   /** Most sequences decoded together. */
@@ -23,6 +24,8 @@ export interface SequenceOutcome {
   text: string;
   completionTokens: number;
   finishReason: FinishReason;
+  /** Per generated token, when the parameters asked for them. */
+  logprobs: TokenLogprob[] | null;
   /** performance.now() timestamps. */
   admittedAt: number;
   firstTokenAt: number | null;
@@ -34,6 +37,9 @@ class Sequence {
   readonly ids: number[];
   readonly rng: SeededRng;
   readonly seen: Set<number>;
+  /** How often each token was generated (the frequency and presence penalties count these). */
+  readonly generated = new Map<number, number>();
+  readonly logprobs: TokenLogprob[] | null;
   readonly decoder: IncrementalDecoder;
   readonly stopper: StopMatcher;
   text = '';
@@ -56,6 +62,7 @@ class Sequence {
     this.ids = [...promptIds];
     this.rng = new SeededRng(params.seed);
     this.seen = new Set(promptIds);
+    this.logprobs = params.logprobs === undefined ? null : [];
     this.decoder = new IncrementalDecoder(tokenizer, this.ids);
     this.stopper = new StopMatcher(params.stop);
   }
@@ -64,10 +71,12 @@ class Sequence {
     return this.opts.signal?.aborted ?? false;
   }
 
-  emit(piece: string): void {
-    if (piece.length === 0) return;
+  /** Hands released text on; returns it (for the token callback). */
+  emit(piece: string): string {
+    if (piece.length === 0) return piece;
     this.text += piece;
     this.opts.onText?.(piece);
+    return piece;
   }
 
   finish(reason: FinishReason): void {
@@ -81,6 +90,7 @@ class Sequence {
       text: this.text,
       completionTokens: this.completionTokens,
       finishReason: reason,
+      logprobs: this.logprobs,
       admittedAt: this.admittedAt,
       firstTokenAt: this.firstTokenAt,
       lastTokenAt: this.lastTokenAt,
@@ -218,20 +228,28 @@ export class Scheduler {
     });
   }
 
-  /** Samples one row's next token and hands its text on. */
+  /** Processes one row's logits, samples its next token and hands its text on. */
   private accept(s: Sequence, logits: Float32Array): void {
     if (s.finished) return;
     if (s.cancelled) return s.finish('cancelled');
-    const token = sampleToken(logits, s.params, s.rng, s.seen, this.scratch);
+    const p = s.params;
+    // Log-probabilities are of the model's own distribution: read before the processors change the row.
+    const raw = s.logprobs ? logits.slice() : null;
+    processLogits(logits, p, { seen: s.seen, generated: s.generated, count: s.completionTokens }, this.eos);
+    const token = drawToken(logits, p, s.rng, this.scratch);
     s.lastTokenAt = performance.now();
     s.firstTokenAt ??= s.lastTokenAt;
     s.completionTokens++;
-    if (this.eos.has(token)) return s.finish('stop');
+    if (this.eos.has(token) && !p.ignoreEos) return s.finish('stop');
+    const logprob = raw ? tokenLogprob(raw, token, p.logprobs ?? 0) : null;
+    if (logprob) s.logprobs!.push(logprob);
     s.ids.push(token);
     s.seen.add(token);
-    s.emit(s.stopper.push(s.decoder.next()));
+    s.generated.set(token, (s.generated.get(token) ?? 0) + 1);
+    const text = s.emit(s.stopper.push(s.decoder.next()));
+    s.opts.onToken?.({ id: token, text, logprob });
     if (s.stopper.stopped) return s.finish('stop');
-    if (s.completionTokens >= s.params.maxNewTokens) s.finish('length');
+    if (s.completionTokens >= p.maxNewTokens) s.finish('length');
   }
 
   /** Frees the rows of finished and cancelled sequences. */

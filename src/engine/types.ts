@@ -10,6 +10,39 @@ export interface SamplingParams {
   /** Seed of the request's own RNG; same seed + same request = same text. */
   seed: number;
   stop: string[];
+  /** OpenAI's presence penalty (-2..2): subtracted from the logit of every token generated so far. 0 = off. */
+  presencePenalty?: number;
+  /** OpenAI's frequency penalty (-2..2): subtracted once per time a token was generated so far. 0 = off. */
+  frequencyPenalty?: number;
+  /** Added to the logits of these token ids before anything else (OpenAI's logit_bias, -100..100). */
+  logitBias?: ReadonlyMap<number, number>;
+  /** Min-p: drop tokens less probable than minP × the most probable one (0 = off). */
+  minP?: number;
+  /** End-of-sequence tokens cannot be sampled until this many tokens were generated. */
+  minTokens?: number;
+  /** Keep generating through end-of-sequence tokens (benchmarks): only maxNewTokens and stop strings end it. */
+  ignoreEos?: boolean;
+  /**
+   * Report each generated token's log-probability and this many most probable
+   * alternatives (0..20), from the model's own distribution: the log-softmax
+   * of the raw logits, before bias, penalties, temperature and truncation.
+   * Undefined: none reported.
+   */
+  logprobs?: number;
+}
+
+/** A generated token's log-probability, and the most probable alternatives at its position (sorted, best first). */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  top: Array<{ id: number; logprob: number }>;
+}
+
+/** One generated token as it is sampled: its id, the text it released (may be empty: held back), its logprobs if asked. */
+export interface TokenStep {
+  id: number;
+  text: string;
+  logprob: TokenLogprob | null;
 }
 
 /** Why a generation ended: a stop token or string, the token limit, or the caller's signal. */
@@ -27,12 +60,16 @@ export interface GenerationResult {
   queueMs: number;
   /** Mean milliseconds between consecutive tokens (null for fewer than two). */
   interTokenMs: number | null;
+  /** Per generated token, when SamplingParams.logprobs asked for them; else null. */
+  logprobs: TokenLogprob[] | null;
 }
 
 export interface GenerateOptions {
   signal?: AbortSignal;
   /** Receives text as it becomes final (stop strings withheld, whole characters only). */
   onText?: (text: string) => void;
+  /** Receives every generated token as it is sampled (an end-of-sequence token that ends the generation excluded). */
+  onToken?: (step: TokenStep) => void;
 }
 
 /** Static facts about the loaded model, reported in responses and health. */

@@ -189,3 +189,35 @@ describe('Scheduler on a fake backend (no model)', () => {
     expect(backend.maxSize).toBe(2);
   });
 });
+
+describe('Scheduler: logprobs, min_tokens, ignore_eos, per-token callback (fake backend)', () => {
+  it('reports each token with its logprob and sorted alternatives, the chosen one the best at temperature 0', async () => {
+    const { submit } = setup();
+    const steps: Array<{ id: number; text: string }> = [];
+    const out = await submit(prompt(4), { maxNewTokens: 4, logprobs: 3 }, { onToken: (s) => steps.push(s) });
+    expect(out.logprobs).toHaveLength(4);
+    for (const lp of out.logprobs!) {
+      expect(lp.top).toHaveLength(3);
+      expect(lp.top[0]!.id).toBe(lp.id);
+      expect(lp.top[0]!.logprob).toBe(lp.logprob);
+      expect(lp.top[0]!.logprob).toBeGreaterThanOrEqual(lp.top[1]!.logprob);
+      expect(Number.isFinite(lp.logprob)).toBe(true);
+    }
+    expect(steps.map((s) => s.id)).toEqual(out.logprobs!.map((l) => l.id));
+    expect(steps.map((s) => s.text).join('')).toBe(out.text);
+    // Not asked: none kept.
+    expect((await submit(prompt(4), { maxNewTokens: 2 })).logprobs).toBeNull();
+  });
+
+  it('min_tokens holds the end-of-sequence token back; ignore_eos generates through it', async () => {
+    const { submit } = setup({ eosAt: 6 });
+    const plain = await submit(prompt(4), { maxNewTokens: 8 });
+    expect(plain.finishReason).toBe('stop');
+    expect(plain.completionTokens).toBe(3);
+    const held = await submit(prompt(4), { maxNewTokens: 8, minTokens: 5 });
+    expect(held.completionTokens).toBeGreaterThanOrEqual(5);
+    const through = await submit(prompt(4), { maxNewTokens: 8, ignoreEos: true });
+    expect(through.finishReason).toBe('length');
+    expect(through.completionTokens).toBe(8);
+  });
+});

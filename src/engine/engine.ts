@@ -37,7 +37,8 @@ export class Engine {
     config: DecoderConfig,
     opts: EngineOptions,
   ) {
-    this.scheduler = new Scheduler(backend, tokenizer, new Set(config.eosTokenIds), opts.limits);
+    // The configuration's end tokens and the chat format's end-of-turn tokens: a turn ends the answer.
+    this.scheduler = new Scheduler(backend, tokenizer, new Set([...config.eosTokenIds, ...tokenizer.endOfTurnIds()]), opts.limits);
     this.onGeneration = opts.onGeneration;
     this.info = {
       name: opts.name,
@@ -82,9 +83,10 @@ export class Engine {
    * aborted before it started rejects with GenerationCancelledError, and a
    * full waiting list with EngineOverloadedError.
    */
-  async generate(prompt: string, params: SamplingParams, opts: GenerateOptions = {}): Promise<GenerationResult> {
+  async generate(prompt: string | readonly number[], params: SamplingParams, opts: GenerateOptions = {}): Promise<GenerationResult> {
     const submitted = performance.now();
-    const promptIds = this.encode(prompt);
+    // Text is encoded as a plain prompt (BOS added); ids (a rendered chat template) are read as they are.
+    const promptIds = typeof prompt === 'string' ? this.encode(prompt) : [...prompt];
     const window = this.info.contextWindow;
     if (promptIds.length >= window) throw new ContextOverflowError(promptIds.length, window);
     const room = window - promptIds.length;

@@ -1,4 +1,22 @@
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import type { ChatMessage } from './types.js';
+
+/**
+ * The conversation format of a model without a chat template of its own
+ * (llama2.c imports, base models): each turn on its own lines, ending with
+ * the assistant's cue. Documented in the README.
+ */
+export function plainChatPrompt(messages: readonly ChatMessage[]): string {
+  const parts: string[] = [];
+  for (const m of messages) {
+    if (m.role === 'system') parts.push(`${m.content}\n\n`);
+    else parts.push(`${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}\n`);
+  }
+  return `${parts.join('')}Assistant:`;
+}
+
+/** Special tokens that end a turn in the chat formats in use; those in a model's vocabulary stop its generation. */
+const END_OF_TURN_TOKENS = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<end_of_turn>', '<|endoftext|>'];
 
 /** The model's tokenizer, loaded from its directory (tokenizer.json). */
 export class Tokenizer {
@@ -14,6 +32,44 @@ export class Tokenizer {
   /** Token ids the model reads for this text, special tokens (BOS) included. */
   encode(text: string): number[] {
     return this.inner.encode(text, { add_special_tokens: true });
+  }
+
+  /** Token ids of text read as it stands: special-token text is read as special, nothing (no BOS) is added. */
+  encodeRaw(text: string): number[] {
+    return this.inner.encode(text, { add_special_tokens: false });
+  }
+
+  /** Whether the model has its own chat template (tokenizer_config.json `chat_template` or chat_template.jinja). */
+  get hasChatTemplate(): boolean {
+    return typeof this.inner.chat_template === 'string' && this.inner.chat_template.length > 0;
+  }
+
+  /**
+   * The conversation as the model reads it, with the assistant's cue: the
+   * model's own chat template rendered as transformers.js's
+   * apply_chat_template renders it (its compiled template is cached), or the
+   * plain format for a model without one. `ids` are what the engine feeds.
+   */
+  renderChat(messages: readonly ChatMessage[]): { text: string; ids: number[] } {
+    if (!this.hasChatTemplate) {
+      const text = plainChatPrompt(messages);
+      return { text, ids: this.encode(text) };
+    }
+    const conversation = messages.map((m) => ({ role: m.role, content: m.content }));
+    const text = this.inner.apply_chat_template(conversation, { tokenize: false, add_generation_prompt: true }) as string;
+    // The template writes its own special tokens (BOS where it wants one): add none.
+    return { text, ids: this.encodeRaw(text) };
+  }
+
+  /** Ids of the end-of-turn and end-of-text tokens in this vocabulary (the tokenizer's eos token included). */
+  endOfTurnIds(): number[] {
+    const names = [...END_OF_TURN_TOKENS, ...(this.inner.eos_token ? [this.inner.eos_token] : [])];
+    const ids = new Set<number>();
+    for (const name of names) {
+      const id = this.inner.convert_tokens_to_ids(name) as number | undefined;
+      if (id !== undefined && this.inner.all_special_ids.includes(id)) ids.add(id);
+    }
+    return [...ids];
   }
 
   /** Text of these ids, special tokens skipped. */

@@ -1,3 +1,9 @@
+/** One turn of a conversation, as chat templates take it. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
 /** Parameters of one generation, already validated by the service layer. */
 export interface SamplingParams {
   maxNewTokens: number;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { BatchBackend } from './batch-backend.js';
 import { ContextOverflowError } from './errors.js';
 import { FusedBackend } from './fused-backend.js';
-import { findFusedOnnxFile, findOnnxFile, readDecoderConfig, type DecoderConfig } from './model-config.js';
+import { findFusedOnnxFile, findOnnxFile, modelFingerprint, readDecoderConfig, type DecoderConfig } from './model-config.js';
 import { PlainBackend } from './plain-backend.js';
 import { ModelRunner } from './runner.js';
 import { Scheduler, type SchedulerLimits } from './scheduler.js';
@@ -36,6 +36,7 @@ export class Engine {
     readonly tokenizer: Tokenizer,
     config: DecoderConfig,
     opts: EngineOptions,
+    fingerprint: string,
   ) {
     // The configuration's end tokens and the chat format's end-of-turn tokens: a turn ends the answer.
     this.scheduler = new Scheduler(backend, tokenizer, new Set([...config.eosTokenIds, ...tokenizer.endOfTurnIds()]), opts.limits);
@@ -51,6 +52,7 @@ export class Engine {
       vocabSize: config.vocabSize,
       source: opts.source,
       graph: backend instanceof FusedBackend ? 'fused' : 'plain',
+      fingerprint,
     };
   }
 
@@ -62,7 +64,7 @@ export class Engine {
     const backend: BatchBackend = fused
       ? await FusedBackend.create(fused, config, opts.limits.maxBatchSize, opts.threads)
       : new PlainBackend(await ModelRunner.create(findOnnxFile(dir), config, opts.threads), opts.limits.maxBatchSize);
-    return new Engine(backend, tokenizer, config, opts);
+    return new Engine(backend, tokenizer, config, opts, modelFingerprint(dir));
   }
 
   /** Requests waiting for the model, and sequences running now. */

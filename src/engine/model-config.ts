@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -80,4 +81,29 @@ export function findOnnxFile(dir: string): string {
 export function findFusedOnnxFile(dir: string): string | undefined {
   const f = path.join(dir, 'onnx', 'model_fused.onnx');
   return fs.existsSync(f) ? f : undefined;
+}
+
+/** Files up to this size are hashed whole; larger ones (weights) by name, size and modification time. */
+const HASH_WHOLE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A short hash of a model directory's files (OpenAI's system_fingerprint):
+ * it changes when the weights, configuration or tokenizer change.
+ */
+export function modelFingerprint(dir: string): string {
+  const hash = createHash('sha256');
+  const walk = (d: string, rel: string) => {
+    for (const name of fs.readdirSync(d).sort()) {
+      const full = path.join(d, name);
+      const stat = fs.statSync(full);
+      if (stat.isDirectory()) walk(full, `${rel}${name}/`);
+      else {
+        hash.update(`${rel}${name}\0${stat.size}\0`);
+        if (stat.size <= HASH_WHOLE_BYTES) hash.update(fs.readFileSync(full));
+        else hash.update(String(stat.mtimeMs));
+      }
+    }
+  };
+  walk(dir, '');
+  return hash.digest('hex').slice(0, 12);
 }

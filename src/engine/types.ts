@@ -91,4 +91,6 @@ export interface ModelInfo {
   source: string;
   /** Which graph runs: this project's fused one, or the plain transformers.js one. */
   graph: 'fused' | 'plain';
+  /** A hash of the model directory's files (OpenAI's system_fingerprint is built from it). */
+  fingerprint: string;
 }

@@ -5,6 +5,7 @@ import { isExpected, publicError } from '../services/errors.js';
 import type { Log } from '../observability/log.js';
 import type { Authenticator } from '../services/auth.js';
 import type { RequestContext } from '../services/context.js';
+import { isOpenAiPath, openAiErrorBody } from '../openai/errors.js';
 import { isEventStream, SseWriter } from './sse.js';
 
 declare module 'express-serve-static-core' {
@@ -84,12 +85,17 @@ export function errorHandler(log: Log, metrics?: { error(code: string): void }):
     if (!isExpected(err) && mapped.code === 'internal_error') {
       log.error({ err, request_id: requestId, path: req.path }, 'unhandled error');
     }
+    // The OpenAI-compatible routes answer in OpenAI's shape, so its SDKs raise their usual errors.
+    const openAi = isOpenAiPath(req.path);
     if (res.headersSent) {
-      if (isEventStream(res)) new SseWriter(res).send('error', errorEnvelope(mapped, requestId));
+      if (isEventStream(res)) {
+        if (openAi) res.write(`data: ${JSON.stringify(openAiErrorBody(mapped))}\n\n`);
+        else new SseWriter(res).send('error', errorEnvelope(mapped, requestId));
+      }
       res.end();
       return;
     }
-    res.status(mapped.status).json(errorEnvelope(mapped, requestId));
+    res.status(mapped.status).json(openAi ? openAiErrorBody(mapped) : errorEnvelope(mapped, requestId));
   };
 }
 

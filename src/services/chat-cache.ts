@@ -36,7 +36,12 @@ export function isDeterministic(req: ChatRequest): boolean {
  */
 export function chatCacheKey(model: string, req: ChatRequest): string {
   const { stream: _delivery, ...output } = req;
-  return createHash('sha256').update(canonicalJson([model, output])).digest('hex');
+  return requestKey(model, output);
+}
+
+/** SHA-256 over the model and a request's output-deciding fields, as canonical JSON. */
+export function requestKey(model: string, fields: object): string {
+  return createHash('sha256').update(canonicalJson([model, fields])).digest('hex');
 }
 
 /** JSON with object keys sorted, so equal requests hash equally whatever their key order. */
@@ -51,21 +56,24 @@ function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** What the cache keeps apart: contract chat answers and OpenAI-style completions. */
+export type CacheKind = 'chat' | 'completion';
+
 interface Store {
-  get(model: string, key: string): Promise<CachedChat | undefined>;
-  set(model: string, key: string, value: CachedChat): Promise<void>;
+  get(kind: CacheKind, model: string, key: string): Promise<unknown>;
+  set(kind: CacheKind, model: string, key: string, value: unknown): Promise<void>;
 }
 
 class MemoryStore implements Store {
-  private readonly lru: LRUCache<string, CachedChat>;
+  private readonly lru: LRUCache<string, object>;
   constructor(ttlSeconds: number, maxEntries: number) {
     this.lru = new LRUCache({ max: maxEntries, ttl: ttlSeconds * 1000 });
   }
-  async get(model: string, key: string) {
-    return this.lru.get(`${model}:${key}`);
+  async get(kind: CacheKind, model: string, key: string) {
+    return this.lru.get(`${kind}:${model}:${key}`);
   }
-  async set(model: string, key: string, value: CachedChat) {
-    this.lru.set(`${model}:${key}`, value);
+  async set(kind: CacheKind, model: string, key: string, value: unknown) {
+    this.lru.set(`${kind}:${model}:${key}`, value as object);
   }
 }
 
@@ -75,24 +83,21 @@ class RedisStore implements Store {
     private readonly redis: SharedRedis,
     private readonly ttlSeconds: number,
   ) {}
-  private name(model: string, key: string) {
-    return this.redis.key('chat', model, key);
-  }
-  async get(model: string, key: string) {
+  async get(kind: CacheKind, model: string, key: string) {
     await this.redis.settled();
     if (this.redis.state !== 'ok') return undefined;
     try {
-      const raw = await this.redis.client.get(this.name(model, key));
-      return raw === null ? undefined : (JSON.parse(raw) as CachedChat);
+      const raw = await this.redis.client.get(this.redis.key(kind, model, key));
+      return raw === null ? undefined : (JSON.parse(raw) as unknown);
     } catch (err) {
       this.redis.down(err);
       return undefined;
     }
   }
-  async set(model: string, key: string, value: CachedChat) {
+  async set(kind: CacheKind, model: string, key: string, value: unknown) {
     if (this.redis.state !== 'ok') return;
     try {
-      await this.redis.client.set(this.name(model, key), JSON.stringify(value), 'EX', this.ttlSeconds);
+      await this.redis.client.set(this.redis.key(kind, model, key), JSON.stringify(value), 'EX', this.ttlSeconds);
     } catch (err) {
       this.redis.down(err);
     }
@@ -119,13 +124,23 @@ export class ChatCache {
   }
 
   async get(model: string, key: string): Promise<CachedChat | undefined> {
-    const hit = await this.store.get(model, key);
-    this.opts.onLookup?.(hit !== undefined);
-    return hit;
+    return this.lookup<CachedChat>('chat', model, key);
   }
 
   async set(model: string, result: ChatResult, key: string): Promise<void> {
     const { requestId: _r, latencyMs: _l, cacheHit: _c, timeToFirstTokenMs: _t, interTokenLatencyMs: _i, ...entry } = result;
-    await this.store.set(model, key, entry);
+    await this.store.set('chat', model, key, entry);
+  }
+
+  /** A stored answer of this kind (counted as a hit or a miss). */
+  async lookup<T>(kind: CacheKind, model: string, key: string): Promise<T | undefined> {
+    const hit = (await this.store.get(kind, model, key)) as T | undefined;
+    this.opts.onLookup?.(hit !== undefined);
+    return hit;
+  }
+
+  /** Stores an answer of this kind (a JSON value). */
+  async save(kind: CacheKind, model: string, key: string, value: unknown): Promise<void> {
+    await this.store.set(kind, model, key, value);
   }
 }

@@ -12,6 +12,8 @@ export class ModelHost {
   private stateValue: ModelState = 'loading';
   private reasonValue: string | undefined;
   loadSeconds: number | undefined;
+  /** When the model became ready (epoch ms). */
+  readyAt: number | undefined;
 
   constructor(readonly modelName: string) {}
 
@@ -28,6 +30,7 @@ export class ModelHost {
   ready(engine: Engine, loadSeconds: number): void {
     this.engineValue = engine;
     this.loadSeconds = loadSeconds;
+    this.readyAt = Date.now();
     this.stateValue = 'ready';
   }
 

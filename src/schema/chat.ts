@@ -38,10 +38,27 @@ const ChatPhase = enumOfUnion<ChatToken['phase']>('ChatPhase', {
 
 const chatDocs = fieldDocs(ChatRequestSchema);
 
+const ChatRole = enumFrom('ChatRole', ['system', 'user', 'assistant'] as const, {
+  description: 'Who speaks a message.',
+  values: { system: 'Instructions for the assistant.', user: 'The person asking.', assistant: "The model's earlier answers." },
+});
+
+const ChatMessageInput = builder.inputType('ChatMessageInput', {
+  description: 'One turn of a conversation.',
+  fields: (t) => ({
+    role: t.field({ type: ChatRole, required: true, description: 'Who speaks.' }),
+    content: t.string({ required: true, description: 'What is said.' }),
+  }),
+});
+
 const ChatInput = builder.inputType('ChatInput', {
   description: 'A chat request (REST: POST /v1/chat). Omitted fields take the REST defaults.',
   fields: (t) => ({
-    prompt: t.string({ required: true, description: chatDocs('prompt', 'The prompt; not blank') }),
+    prompt: t.string({ description: chatDocs('prompt', 'The prompt; not blank. Give this or messages') }),
+    messages: t.field({
+      type: [ChatMessageInput],
+      description: "A conversation, read through the model's chat template, in place of prompt. Give this or prompt.",
+    }),
     maxNewTokens: t.int({ description: chatDocs('max_new_tokens', 'Tokens to generate at most') }),
     temperature: t.float({ description: chatDocs('temperature', 'Sampling temperature; 0 is greedy') }),
     topP: t.float({ description: chatDocs('top_p', 'Nucleus sampling: sample from the smallest set of tokens with this much probability') }),

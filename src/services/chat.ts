@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
 import type { Log } from '../observability/log.js';
 import { GenerationCancelledError } from '../engine/errors.js';
+import { plainChatPrompt } from '../engine/tokenizer.js';
 import type { GenerationResult } from '../engine/types.js';
 import type { RequestContext } from './context.js';
 import type { ModelHost } from './model-host.js';
@@ -92,7 +93,10 @@ export class ChatService {
     }
     const seed = req.seed ?? randomInt(0, 2 ** 32 - 1);
     let index = 0;
-    const run = async (prompt: string, phase: ChatPhase, temperature: number, seedOffset: number) => {
+    // A conversation is read through the model's chat template; refinement quotes it as a plain transcript.
+    const conversation = req.messages ? engine.tokenizer.renderChat(req.messages) : undefined;
+    const requestText = req.prompt ?? plainChatPrompt(req.messages ?? []);
+    const run = async (prompt: string | number[], phase: ChatPhase, temperature: number, seedOffset: number) => {
       const r = await engine.generate(prompt, samplingParams({ ...req, temperature }, seed + seedOffset), {
         signal: ctx.signal,
         onText: onToken ? (text) => onToken({ text, index: index++, phase }) : undefined,
@@ -105,18 +109,18 @@ export class ChatService {
       return r;
     };
 
-    const first = await run(req.prompt, 'answer', req.temperature, 0);
+    const first = await run(conversation?.ids ?? requestText, 'answer', req.temperature, 0);
     let final: GenerationResult = first;
     let critique: string | null = null;
     let steps = 0;
     const refineUsage = { promptTokens: 0, completionTokens: 0 };
     if (req.mode === 'refine') {
       for (let step = 0; step < req.refine_steps; step++) {
-        const cPrompt = critiquePrompt(req.prompt, final.text);
+        const cPrompt = critiquePrompt(requestText, final.text);
         const rDraft = final.text;
         if (!this.fits(engine, cPrompt)) break;
         const c = await run(cPrompt, 'critique', req.critique_temperature, 1 + 2 * step);
-        const rPrompt = rewritePrompt(req.prompt, rDraft, c.text.trim());
+        const rPrompt = rewritePrompt(requestText, rDraft, c.text.trim());
         if (!this.fits(engine, rPrompt)) break;
         const r = await run(rPrompt, 'rewrite', req.temperature, 2 + 2 * step);
         refineUsage.promptTokens += c.promptTokens + r.promptTokens;

@@ -52,6 +52,22 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('GraphQL with stories2
     expect(c.finishReason).toBe(enumName(r.json.finish_reason));
   });
 
+  it('chat takes messages in place of prompt, as REST does', async () => {
+    const messages = [{ role: 'SYSTEM', content: 'Tell a story.' }, { role: 'USER', content: 'Once upon a time' }];
+    const g = await gql(server.url, 'mutation($input: ChatInput!) { chat(input: $input) { response promptTokens } }', {
+      input: { messages, temperature: 0, maxNewTokens: 10 },
+    });
+    expect(g.json.errors).toBeUndefined();
+    const r = await postJson(`${server.url}/v1/chat`, {
+      messages: messages.map((m) => ({ ...m, role: m.role.toLowerCase() })),
+      temperature: 0,
+      max_new_tokens: 10,
+    });
+    expect(g.json.data.chat).toEqual({ response: r.json.response, promptTokens: r.json.prompt_tokens });
+    const neither = await gql(server.url, 'mutation { chat(input: { maxNewTokens: 3 }) { response } }');
+    expect(neither.json.errors[0].extensions).toMatchObject({ code: 'invalid_request', details: { field: 'input.prompt' } });
+  });
+
   it('health and model queries', async () => {
     const { json } = await gql(server.url, '{ health { status model modelLoaded device version } model { name state contextWindow attentionHeads kvHeads hiddenSize layers vocabSize } }');
     expect(json.data.health).toMatchObject({ status: 'OK', model: 'stories260K', modelLoaded: true, device: 'cpu' });

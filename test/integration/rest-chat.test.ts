@@ -92,6 +92,19 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('REST chat with storie
     expect(typeof refine.json.seed).toBe(refine.json.refined ? 'number' : 'object');
   });
 
+  it('messages in place of prompt: the conversation goes through the chat format (plain for stories260K)', async () => {
+    const viaMessages = await chat({ messages: [{ role: 'user', content: 'Once upon a time' }], temperature: 0, max_new_tokens: 12 });
+    expect(viaMessages.status).toBe(200);
+    const viaPrompt = await chat({ prompt: 'User: Once upon a time\nAssistant:', temperature: 0, max_new_tokens: 12 });
+    expect(viaMessages.json.response).toBe(viaPrompt.json.response);
+    expect(viaMessages.json.prompt_tokens).toBe(viaPrompt.json.prompt_tokens);
+    const both = await chat({ prompt: 'x', messages: [{ role: 'user', content: 'y' }] });
+    expect(both.status).toBe(400);
+    expect(both.json.error.details.field).toBe('prompt');
+    const badRole = await chat({ messages: [{ role: 'tool', content: 'y' }] });
+    expect(badRole.json.error.details.field).toBe('messages.0.role');
+  });
+
   it('eight concurrent greedy requests equal one alone', async () => {
     const body = { prompt: 'One day, a big bear', temperature: 0, max_new_tokens: 60 };
     const alone = await chat(body);

@@ -2,14 +2,17 @@ import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import { chatRouter } from './rest/chat-routes.js';
 import { datasetRouter } from './rest/dataset-routes.js';
+import { embeddingRouter } from './rest/embedding-routes.js';
 import { evaluationRouter } from './rest/evaluation-routes.js';
 import { healthRouter } from './rest/health-routes.js';
 import { metricsMiddleware } from './rest/metrics-middleware.js';
 import { metricsRouter } from './rest/metrics-routes.js';
+import { ragRouter } from './rest/rag-routes.js';
 import { rateLimit } from './rest/rate-limit.js';
 import { requestLog } from './rest/request-log.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
 import { graphiqlAssetsRouter } from './schema/graphiql.js';
+import { openAiRouter } from './openai/routes.js';
 import { buildYoga, graphqlHandler } from './schema/yoga.js';
 import type { Services } from './services/index.js';
 
@@ -39,8 +42,11 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   // Protected routes only (probes are above); GraphQL counts in its context factory.
   app.use(rateLimit(services.rateLimit));
   app.use(chatRouter(services.chat, maxBodyBytes));
+  app.use(openAiRouter(services.completions, services.host, maxBodyBytes));
   app.use(datasetRouter(services.datasets));
+  app.use(embeddingRouter(services.embeddings, maxBodyBytes));
   app.use(evaluationRouter(services.evaluations, services.batchEvals, maxBodyBytes));
+  app.use(ragRouter(services.rag, maxBodyBytes));
   app.use(metricsRouter(services.metrics));
 
   app.use(notFoundHandler);

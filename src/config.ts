@@ -38,6 +38,16 @@ const ConfigSchema = z.object({
   CHAT_CACHE_TTL_SECONDS: intFrom(120, 0, 30 * 24 * 3600),
   CHAT_CACHE_MAX_ENTRIES: intFrom(1000, 1, 10_000_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  EMBEDDING_MODEL_PATH: optionalString,
+  EMBEDDING_MODEL: z.string().trim().default('Xenova/all-MiniLM-L6-v2'),
+  EMBEDDING_MAX_BATCH_SIZE: intFrom(32, 1, 1024),
+  EMBEDDING_MAX_WAIT_MS: intFrom(2, 0, 10_000),
+  EMBEDDING_MAX_WAITING: intFrom(1024, 1, 1_000_000),
+  // Hugging Face's own switch (huggingface_hub, text-embeddings-inference): hub models come from the cache only.
+  HF_HUB_OFFLINE: z
+    .enum(['', '0', '1', 'false', 'true'])
+    .default('')
+    .transform((v) => v === '1' || v === 'true'),
 });
 
 export interface Config {
@@ -76,6 +86,18 @@ export interface Config {
   /** Most answers the in-memory cache keeps. */
   chatCacheMaxEntries: number;
   logLevel: string;
+  /** A local transformers.js feature-extraction directory: the first choice of embedding model. */
+  embeddingModelPath: string | undefined;
+  /** Hub id of the embedding model when EMBEDDING_MODEL_PATH is unset; undefined (set empty) skips the hub. */
+  embeddingModel: string | undefined;
+  /** Most inputs the embedding model runs together. */
+  embeddingMaxBatchSize: number;
+  /** How long a batch that is not full may wait for more inputs while clients send concurrently; 0 never waits. */
+  embeddingMaxWaitMs: number;
+  /** Most inputs waiting for the embedding model; beyond it 503 at once. */
+  embeddingMaxWaiting: number;
+  /** Hub models from the local cache only, never the network. */
+  hubOffline: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -119,5 +141,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     chatCacheTtlSeconds: e.CHAT_CACHE_TTL_SECONDS,
     chatCacheMaxEntries: e.CHAT_CACHE_MAX_ENTRIES,
     logLevel: e.LOG_LEVEL,
+    embeddingModelPath: e.EMBEDDING_MODEL_PATH ? path.resolve(e.EMBEDDING_MODEL_PATH) : undefined,
+    embeddingModel: e.EMBEDDING_MODEL === '' ? undefined : e.EMBEDDING_MODEL,
+    embeddingMaxBatchSize: e.EMBEDDING_MAX_BATCH_SIZE,
+    embeddingMaxWaitMs: e.EMBEDDING_MAX_WAIT_MS,
+    embeddingMaxWaiting: e.EMBEDDING_MAX_WAITING,
+    hubOffline: e.HF_HUB_OFFLINE,
   };
 }

@@ -1,4 +1,6 @@
 import type { Server } from 'node:http';
+import path from 'node:path';
+import { env as hfEnv } from '@huggingface/transformers';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
@@ -9,6 +11,8 @@ import { Metrics } from './observability/metrics.js';
 import { openStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
 import { ModelHost } from './services/model-host.js';
+import { EmbeddingHost } from './services/embeddings/host.js';
+import { checkEmbeddingModelPath, EmbeddingSourceError, loadEmbeddings } from './services/embeddings/loader.js';
 import { VERSION } from './version.js';
 
 /** Start-up only: configuration, dependencies, listen, signals. */
@@ -18,14 +22,17 @@ async function main(): Promise<void> {
   try {
     config = loadConfig();
     source = resolveModelSource(config.modelPath, config.tokenizerPath, config.modelName);
+    checkEmbeddingModelPath(config.embeddingModelPath);
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof ModelSourceError) {
+    if (err instanceof ConfigError || err instanceof ModelSourceError || err instanceof EmbeddingSourceError) {
       process.stderr.write(`${err.message}\n`);
       process.exit(1);
     }
     throw err;
   }
   const log = createLogger(config.logLevel);
+  // HF_HUB_OFFLINE: every hub model (MODEL_NAME, EMBEDDING_MODEL) comes from the cache or not at all.
+  if (config.hubOffline) hfEnv.allowRemoteModels = false;
   log.info({ config: loggableConfig(config), model_source: source, version: VERSION }, 'starting');
 
   let storage: Storage;
@@ -38,10 +45,12 @@ async function main(): Promise<void> {
   }
   log.info({ storage: storage.kind }, 'storage ready');
   const host = new ModelHost(source.name);
+  const embeddingHost = new EmbeddingHost();
   // Queue depth, running batch and load time are read from the host at scrape time.
-  const metrics = new Metrics({ source: host });
+  const metrics = new Metrics({ source: host, embeddings: embeddingHost });
   const services = buildServices({
     host,
+    embeddingHost,
     storage,
     apiKeys: config.apiKeys,
     version: VERSION,
@@ -54,6 +63,9 @@ async function main(): Promise<void> {
   });
   // Runs a crash or restart left behind go on where they stopped (they wait for the model).
   void services.batchEvals.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming batch evaluations failed'));
+  // Index builds likewise (they wait for the embedding model); ready indexes load their vectors and graphs.
+  void services.rag.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming RAG index builds failed'));
+  void services.rag.warmUp().catch((err: unknown) => log.error({ err }, 'loading RAG vectors failed'));
   const app = buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
   const server: Server = app.listen(config.port, config.host, () => {
     const addr = server.address();
@@ -75,6 +87,8 @@ async function main(): Promise<void> {
     services.health.drain();
     // Batch runs stop taking records; they stay `running` in storage and resume at the next start.
     void services.batchEvals.stop();
+    // Index builds too: they stay `processing` and resume from their last stored document.
+    void services.rag.stop();
     // Keep-alive connections between requests would hold close() open; close them as they go idle.
     const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
     let finishing = false;
@@ -83,7 +97,7 @@ async function main(): Promise<void> {
       finishing = true;
       clearInterval(idleSweep);
       log.info({ reason }, 'closing storage and model');
-      void Promise.allSettled([storage.close(), host.engine?.close(), services.redis?.close()]).finally(() => {
+      void Promise.allSettled([storage.close(), host.engine?.close(), embeddingHost.close(), services.redis?.close()]).finally(() => {
         log.info('bye');
         process.exit(0);
       });
@@ -99,11 +113,29 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 
+  // The embedding model loads beside the decoder; its last resort is the decoder's own directory.
+  let decoderReady: (d: { dir: string; name: string } | null) => void = () => {};
+  const decoder = new Promise<{ dir: string; name: string } | null>((resolve) => (decoderReady = resolve));
+  void loadEmbeddings({
+    host: embeddingHost,
+    modelPath: config.embeddingModelPath,
+    hubId: config.embeddingModel,
+    hubOffline: config.hubOffline,
+    hubCacheDir: path.join(config.modelCacheDir, 'hub'),
+    decoder,
+    threads: config.ortThreads,
+    limits: { maxBatchSize: config.embeddingMaxBatchSize, maxWaitMs: config.embeddingMaxWaitMs, maxWaiting: config.embeddingMaxWaiting },
+    observer: metrics,
+    log,
+  });
+
   const started = performance.now();
   let dir: string;
   try {
     dir = await materializeModel(source, config.modelCacheDir);
+    decoderReady({ dir, name: source.name });
   } catch (err) {
+    decoderReady(null);
     if (source.kind === 'hub') {
       // Without a model and without a way to fetch one, the server cannot serve at all.
       log.fatal({ err }, 'no model');

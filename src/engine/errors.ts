@@ -32,8 +32,12 @@ export class GenerationCancelledError extends EngineError {
 
 /** The waiting list is full: the request was refused at once rather than queued without bound. */
 export class EngineOverloadedError extends EngineError {
-  constructor(readonly maxWaiting: number) {
-    super(`the waiting list is full (${maxWaiting} requests)`);
+  constructor(
+    readonly maxWaiting: number,
+    /** What the list counts: generations wait as requests, embeddings as inputs. */
+    readonly unit: 'requests' | 'inputs' = 'requests',
+  ) {
+    super(`the waiting list is full (${maxWaiting} ${unit})`);
   }
 }
 
@@ -42,7 +46,21 @@ export class ModelNotLoadedError extends EngineError {
   constructor(
     readonly state: 'loading' | 'failed',
     readonly reason?: string,
+    /** Which model: the served one, or the embedding model. */
+    readonly subject: 'model' | 'embedding model' = 'model',
   ) {
-    super(state === 'loading' ? 'model is loading' : `model failed to load${reason ? `: ${reason}` : ''}`);
+    super(state === 'loading' ? `${subject} is loading` : `${subject} failed to load${reason ? `: ${reason}` : ''}`);
+  }
+}
+
+/** An input has more tokens than the embedding model reads, and the caller did not ask for truncation. */
+export class InputTooLongError extends EngineError {
+  constructor(
+    /** Its position in the caller's list of inputs; null when the caller gave one input, not a list. */
+    readonly index: number | null,
+    readonly inputTokens: number,
+    readonly maxTokens: number,
+  ) {
+    super(`${index === null ? 'input' : `input[${index}]`} is ${inputTokens} tokens; the embedding model reads at most ${maxTokens}`);
   }
 }

@@ -26,9 +26,10 @@ const COMPLETE_MARKER = 'import-info.json';
 
 /**
  * Bumped whenever the graph or tokenizer export changes, so cached imports
- * made by an older builder are not reused.
+ * made by an older builder are not reused (4: the plain graph's
+ * last_hidden_state output, for the decoder's embeddings).
  */
-export const IMPORT_FORMAT_VERSION = 3;
+export const IMPORT_FORMAT_VERSION = 4;
 
 /** Provenance stored in config.json under "llama2c". */
 export interface ModelProvenance {

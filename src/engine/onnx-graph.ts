@@ -47,6 +47,8 @@ export const pastKeyName = (layer: number): string => `past_key_values.${layer}.
 export const pastValueName = (layer: number): string => `past_key_values.${layer}.value`;
 export const presentKeyName = (layer: number): string => `present.${layer}.key`;
 export const presentValueName = (layer: number): string => `present.${layer}.value`;
+/** The plain graph's final hidden states (after the final norm), the source of the decoder's embeddings. */
+export const LAST_HIDDEN_STATE = 'last_hidden_state';
 
 /** Checks that every array has the size the config implies, so a bad checkpoint fails here, not inside ONNX Runtime. */
 export function validateLlamaWeights(w: LlamaWeights): void {
@@ -163,7 +165,10 @@ export function ropeTables(maxSeqLen: number, headDim: number, theta: number): {
  * `input_ids`, `attention_mask`, `position_ids`, `past_key_values.{i}.key|value`
  * in; `logits`, `present.{i}.key|value` out. Works for any batch size, with
  * left padding and with an empty past (`past_sequence_length` = 0).
- * Tied embeddings are stored once and reused for the classifier.
+ * Tied embeddings are stored once and reused for the classifier. One more
+ * output, `last_hidden_state` (after the final RMSNorm, `[batch, seq, dim]`),
+ * serves the decoder's mean-pooled embeddings; transformers.js ignores it,
+ * and the chat runner does not fetch it.
  */
 export function buildLlamaOnnx(weights: LlamaWeights): Uint8Array {
   validateLlamaWeights(weights);
@@ -189,7 +194,7 @@ export function buildLlamaOnnx(weights: LlamaWeights): Uint8Array {
   weights.layers.forEach((layer, i) => {
     x = decoderLayer(b, c, layer, i, x, past[i]!, attnBias, rope);
   });
-  const normed = rmsNorm(b, x, b.float('model.norm.weight', [c.dim], weights.rmsFinal), c.normEps);
+  const normed = b.op('Identity', [rmsNorm(b, x, b.float('model.norm.weight', [c.dim], weights.rmsFinal), c.normEps)], {}, LAST_HIDDEN_STATE);
 
   // Gemm with transB reads the [vocab, dim] embedding as is, so a tied
   // classifier needs no transposed copy of the largest matrix.
@@ -205,6 +210,7 @@ export function buildLlamaOnnx(weights: LlamaWeights): Uint8Array {
     b.output(presentKeyName(i), ElemType.FLOAT, presentDims);
     b.output(presentValueName(i), ElemType.FLOAT, presentDims);
   }
+  b.output(LAST_HIDDEN_STATE, ElemType.FLOAT, ['batch_size', 'sequence_length', c.dim]);
   return b.build('llama');
 }
 

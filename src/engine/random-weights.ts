@@ -1,3 +1,4 @@
+import type { BertConfig, BertWeights } from './bert-graph.js';
 import type { LlamaConfig, LlamaWeights } from './onnx-graph.js';
 import { SeededRng } from './rng.js';
 
@@ -45,5 +46,44 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number, std = 0.02
       w3: normal(rand, hiddenDim * dim, std),
     })),
     rmsFinal: ones(),
+  };
+}
+
+/**
+ * Seeded random BERT weights: matrices and embeddings N(0, std²), biases
+ * N(0, std²), LayerNorm gains 1 + N(0, std²) and shifts N(0, std²) (not the
+ * usual 1 and 0, so a graph that drops a bias or a gain is caught by a
+ * reference comparison). The same seed and config give the same model.
+ */
+export function randomBertWeights(config: BertConfig, seed: number, std = 0.02): BertWeights {
+  const rand = mulberry32(seed);
+  const h = config.hiddenSize;
+  const n = (count: number) => normal(rand, count, std);
+  const gain = () => n(h).map((v) => 1 + v);
+  return {
+    config: { ...config },
+    wordEmbeddings: n(config.vocabSize * h),
+    positionEmbeddings: n(config.maxPositions * h),
+    tokenTypeEmbeddings: n(config.typeVocabSize * h),
+    embLnGamma: gain(),
+    embLnBeta: n(h),
+    layers: Array.from({ length: config.numLayers }, () => ({
+      wq: n(h * h),
+      bq: n(h),
+      wk: n(h * h),
+      bk: n(h),
+      wv: n(h * h),
+      bv: n(h),
+      wo: n(h * h),
+      bo: n(h),
+      attnLnGamma: gain(),
+      attnLnBeta: n(h),
+      wi: n(config.intermediateSize * h),
+      bi: n(config.intermediateSize),
+      wf: n(h * config.intermediateSize),
+      bf: n(h),
+      ffnLnGamma: gain(),
+      ffnLnBeta: n(h),
+    })),
   };
 }

@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import type { DecoderConfig } from './model-config.js';
+import { LAST_HIDDEN_STATE } from './onnx-graph.js';
 
 /** One sequence's KV cache: for each layer, key and value tensors [batch, kv_heads, len, head_dim]. */
 export type KvCache = ort.Tensor[];
@@ -31,6 +32,8 @@ export interface ForwardOutput {
 export class ModelRunner {
   private readonly hasPositionIds: boolean;
   private readonly hasCacheBranch: boolean;
+  /** Every output but the hidden states our graphs add for embeddings: generation never reads them, so they are not copied out. */
+  private readonly fetches: string[];
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -38,6 +41,7 @@ export class ModelRunner {
   ) {
     this.hasPositionIds = session.inputNames.includes('position_ids');
     this.hasCacheBranch = session.inputNames.includes('use_cache_branch');
+    this.fetches = session.outputNames.filter((n) => n !== LAST_HIDDEN_STATE);
     for (let i = 0; i < config.layers; i++) {
       if (!session.inputNames.includes(`past_key_values.${i}.key`)) {
         throw new Error(`ONNX model has no KV-cache input past_key_values.${i}.key; a model exported with past is required`);
@@ -79,7 +83,7 @@ export class ModelRunner {
       feeds[`past_key_values.${i}.key`] = past[2 * i]!;
       feeds[`past_key_values.${i}.value`] = past[2 * i + 1]!;
     }
-    const out = await this.session.run(feeds);
+    const out = await this.session.run(feeds, this.fetches);
     const logits = out.logits!;
     const vocab = logits.dims[2]!;
     const data = logits.data as Float32Array;

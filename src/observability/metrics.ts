@@ -22,6 +22,12 @@ export interface HttpObservation {
   operationType?: string;
 }
 
+/** What the metrics read from the embedding model at scrape time (EmbeddingHost fits it). */
+export interface EmbeddingMetricsSource {
+  /** Inputs waiting for the encoder. */
+  readonly queueDepth: number;
+}
+
 /** One finished generation (Engine's GenerationResult fits it). */
 export interface GenerationObservation {
   promptTokens: number;
@@ -73,6 +79,17 @@ export interface MetricsSnapshot {
     runningBatch: number;
   };
   model: { loadSeconds: number | null };
+  embeddings: {
+    /** Embedding calls answered (REST, GraphQL and the server's own, such as RAG index builds). */
+    requests: number;
+    inputs: number;
+    tokens: number;
+    /** Batches the encoder ran (a batch is one or more encoder runs of similar lengths). */
+    batches: number;
+    /** Inputs per batch, over the recent batches. */
+    batchSize: Percentiles;
+    queueDepth: number;
+  };
   /** How many recent samples each percentile is computed from. */
   percentileWindow: number;
 }
@@ -121,6 +138,8 @@ export class Reservoir {
 export interface MetricsOptions {
   /** The model host; queue depth, running batch and load time are read from it at scrape time. */
   source?: MetricsSource;
+  /** The embedding host; its queue depth is read at scrape time. */
+  embeddings?: EmbeddingMetricsSource;
   /** Samples kept per percentile figure (default 1,000). */
   percentileWindow?: number;
   /** Process metrics (CPU, memory, event loop, GC); on by default. */
@@ -150,16 +169,22 @@ export class Metrics {
   private readonly cacheMisses: Counter;
   private readonly rateLimitRejections: Counter;
   private readonly errors: Counter<'code'>;
+  private readonly embeddingRequests: Counter;
+  private readonly embeddingInputs: Counter;
+  private readonly embeddingTokens: Counter;
+  private readonly embeddingBatchSize: Histogram;
 
   private readonly latency: Reservoir;
   private readonly routeLatency = new Map<string, Reservoir>();
   private readonly ttftWindow: Reservoir;
   private readonly interTokenWindow: Reservoir;
   private readonly queueWindow: Reservoir;
+  private readonly embeddingBatchWindow: Reservoir;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
     const source = opts.source;
+    const embeddingSource = opts.embeddings;
     this.window = opts.percentileWindow ?? 1000;
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
 
@@ -251,6 +276,31 @@ export class Metrics {
       labelNames: ['code'],
       registers,
     });
+    this.embeddingRequests = new Counter({
+      name: 'embedding_requests_total',
+      help: 'Embedding calls answered: REST, GraphQL, and the server\'s own (RAG).',
+      registers,
+    });
+    this.embeddingInputs = new Counter({ name: 'embedding_inputs_total', help: 'Texts embedded.', registers });
+    this.embeddingTokens = new Counter({
+      name: 'embedding_tokens_total',
+      help: 'Tokens the embedding model read (special tokens included, after truncation).',
+      registers,
+    });
+    this.embeddingBatchSize = new Histogram({
+      name: 'embedding_batch_size',
+      help: 'Inputs per batch the embedding model ran (inputs of concurrent requests batched together).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    });
+    new Gauge({
+      name: 'embedding_queue_depth',
+      help: 'Inputs waiting for the embedding model.',
+      registers,
+      collect() {
+        this.set(embeddingSource?.queueDepth ?? 0);
+      },
+    });
     for (const code of ERROR_CODES) this.errors.inc({ code }, 0);
     for (const finish_reason of FINISH_REASONS) this.inferenceRequests.inc({ finish_reason }, 0);
 
@@ -258,6 +308,7 @@ export class Metrics {
     this.ttftWindow = new Reservoir(this.window);
     this.interTokenWindow = new Reservoir(this.window);
     this.queueWindow = new Reservoir(this.window);
+    this.embeddingBatchWindow = new Reservoir(this.window);
   }
 
   /** One finished HTTP request. */
@@ -295,6 +346,19 @@ export class Metrics {
     }
   }
 
+  /** One embedding call answered: its inputs and the tokens read. */
+  embeddingRequest(inputs: number, tokens: number): void {
+    this.embeddingRequests.inc();
+    this.embeddingInputs.inc(inputs);
+    this.embeddingTokens.inc(tokens);
+  }
+
+  /** One batch the embedding model ran. */
+  embeddingBatch(inputs: number): void {
+    this.embeddingBatchSize.observe(inputs);
+    this.embeddingBatchWindow.add(inputs);
+  }
+
   cacheHit(): void {
     this.cacheHits.inc();
   }
@@ -324,7 +388,7 @@ export class Metrics {
 
   /** The JSON figures: counters read from the registry, percentiles from the recent windows. */
   async snapshot(): Promise<MetricsSnapshot> {
-    const [http, errors, finish, prompt, completion, hits, misses, rejected, depth, running, load] = await Promise.all([
+    const [http, errors, finish, prompt, completion, hits, misses, rejected, depth, running, load, eRequests, eInputs, eTokens, eBatches, eDepth] = await Promise.all([
       this.httpRequests.get(),
       this.errors.get(),
       this.inferenceRequests.get(),
@@ -336,6 +400,11 @@ export class Metrics {
       this.gaugeValue('inference_queue_depth'),
       this.gaugeValue('inference_running_batch'),
       this.gaugeValue('model_load_seconds'),
+      this.embeddingRequests.get(),
+      this.embeddingInputs.get(),
+      this.embeddingTokens.get(),
+      this.embeddingBatchSize.get(),
+      this.gaugeValue('embedding_queue_depth'),
     ]);
     const sum = (m: { values: Array<{ value: number }> }) => m.values.reduce((s, v) => s + v.value, 0);
 
@@ -391,6 +460,14 @@ export class Metrics {
         runningBatch: running,
       },
       model: { loadSeconds: load > 0 ? Math.round(load * 1000) / 1000 : null },
+      embeddings: {
+        requests: sum(eRequests),
+        inputs: sum(eInputs),
+        tokens: sum(eTokens),
+        batches: eBatches.values.find((v) => v.metricName === 'embedding_batch_size_count')?.value ?? 0,
+        batchSize: this.embeddingBatchWindow.percentiles(),
+        queueDepth: eDepth,
+      },
       percentileWindow: this.window,
     };
   }

@@ -75,9 +75,11 @@ export function datasetRouter(datasets: DatasetService): Router {
     refuseDeclaredOversize(DATASET_LIMITS.maxBodyBytes),
     json,
     asyncHandler(async (req, res) => {
-      const { dataset, recordErrors, rejectedRecords } = await datasets.create(await uploadInput(req));
+      const { dataset, indexId, recordErrors, rejectedRecords } = await datasets.create(await uploadInput(req));
       res.status(201).json({
         ...datasetSummaryJson(dataset),
+        // A corpus's index build starts with its upload (GET /v1/rag/indexes/{index_id}).
+        ...(indexId !== null ? { index_id: indexId } : {}),
         ...(rejectedRecords > 0 ? { record_errors: recordErrors, rejected_records: rejectedRecords } : {}),
         request_id: req.ctx.requestId,
       });

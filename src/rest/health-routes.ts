@@ -1,7 +1,22 @@
 import { Router } from 'express';
 import { errorEnvelope } from '../errors.js';
 import { publicError } from '../services/errors.js';
+import type { EmbeddingStatus } from '../services/embeddings/host.js';
 import type { HealthService } from '../services/health.js';
+
+/** The embedding model in /v1/health: which source is live, its dimensions and state. */
+export function embeddingJson(e: EmbeddingStatus) {
+  return {
+    state: e.state,
+    model: e.model,
+    source: e.source,
+    dimensions: e.dimensions,
+    max_tokens: e.maxTokens,
+    reason: e.reason,
+    queue_depth: e.queueDepth,
+    load_seconds: e.loadSeconds,
+  };
+}
 
 /** Probes and the health report; none needs a key. */
 export function healthRouter(health: HealthService): Router {
@@ -31,6 +46,7 @@ export function healthRouter(health: HealthService): Router {
       queue_depth: h.queueDepth,
       running_batch: h.runningBatch,
       ...(h.redis ? { redis: h.redis } : {}),
+      embedding: embeddingJson(h.embedding),
       request_id: req.ctx.requestId,
     });
   });

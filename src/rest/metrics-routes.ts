@@ -36,6 +36,14 @@ export function metricsJson(m: MetricsSnapshot) {
       running_batch: m.inference.runningBatch,
     },
     model: { load_seconds: m.model.loadSeconds },
+    embeddings: {
+      requests: m.embeddings.requests,
+      inputs: m.embeddings.inputs,
+      tokens: m.embeddings.tokens,
+      batches: m.embeddings.batches,
+      batch_size: percentilesJson(m.embeddings.batchSize),
+      queue_depth: m.embeddings.queueDepth,
+    },
     percentile_window: m.percentileWindow,
   };
 }

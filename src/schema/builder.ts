@@ -33,6 +33,6 @@ export const builder = new SchemaBuilder<{
   },
 });
 
-builder.queryType({ description: 'Reads: health, the model, datasets, evaluation runs, batch evaluations, metrics.' });
-builder.mutationType({ description: 'Writes and generation: chat, evaluate, datasets, batch evaluations.' });
+builder.queryType({ description: 'Reads: health, the model, embeddings, datasets, RAG indexes and search, evaluation runs, batch evaluations, metrics.' });
+builder.mutationType({ description: 'Writes and generation: chat, evaluate, datasets, RAG index builds, batch evaluations.' });
 builder.subscriptionType({ description: 'Streams over server-sent events (`accept: text/event-stream`).' });

@@ -58,6 +58,10 @@ const CreateDatasetPayload = builder.objectRef<CreatedDataset>('CreateDatasetPay
   description: 'An upload: the dataset of the accepted records, and the rejected ones.',
   fields: (t) => ({
     dataset: t.field({ type: DatasetRef, description: 'The dataset stored.', resolve: (p) => p.dataset }),
+    indexId: t.exposeString('indexId', {
+      nullable: true,
+      description: 'For a RAG_CORPUS: the index its upload started building (query it with ragIndex); null for other datasets.',
+    }),
     recordErrors: t.field({
       type: [RecordErrorRef],
       description: `The rejected records, in record order (the first ${MAX_REPORTED_ERRORS.toLocaleString('en-US')}).`,
@@ -131,7 +135,7 @@ builder.mutationField('createDataset', (t) =>
 
 builder.mutationField('deleteDataset', (t) =>
   t.boolean({
-    description: 'Deletes a dataset and its records; true when done. conflict while a batch evaluation uses it.',
+    description: 'Deletes a dataset, its records and its RAG indexes; true when done. conflict while a batch evaluation uses it or one of its indexes is building.',
     args: { id: t.arg.string({ required: true, description: 'The dataset id.' }) },
     resolve: async (_r, { id }, { services }) => {
       await services.datasets.delete(id);

@@ -3,7 +3,9 @@ import type { HealthReport } from '../services/health.js';
 import type { ModelState } from '../services/model-host.js';
 import type { RedisState } from '../services/redis.js';
 import type { ModelInfo } from '../engine/types.js';
+import type { EmbeddingStatus } from '../services/embeddings/host.js';
 import { enumOfUnion } from './enums.js';
+import { EmbeddingModel } from './embeddings.js';
 
 const HealthStatus = enumOfUnion<HealthReport['status']>('HealthStatus', {
   description: 'Whether the server can answer.',
@@ -41,6 +43,7 @@ const Health = builder.objectRef<HealthReport>('Health').implement({
       description: 'The shared Redis when REDIS_URL is set, else null.',
       resolve: (h) => h.redis,
     }),
+    embedding: t.field({ type: EmbeddingModel, description: 'The embedding model: source, dimensions, state.', resolve: (h) => h.embedding }),
   }),
 });
 
@@ -48,6 +51,7 @@ interface ModelView extends Partial<ModelInfo> {
   name: string;
   state: ModelState;
   loadSeconds: number | null;
+  embedding: EmbeddingStatus;
 }
 
 const ModelStateRef = enumOfUnion<ModelState>('ModelState', {
@@ -82,6 +86,11 @@ const Model = builder.objectRef<ModelView>('Model').implement({
     source: t.string({ nullable: true, description: 'Where it was loaded from.', resolve: (m) => m.source ?? null }),
     graph: t.field({ type: ModelGraph, nullable: true, description: 'Which graph runs it.', resolve: (m) => m.graph ?? null }),
     loadSeconds: t.float({ nullable: true, description: 'Seconds loading took; null until loaded.', resolve: (m) => m.loadSeconds }),
+    embedding: t.field({
+      type: EmbeddingModel,
+      description: 'The model that serves embeddings (an encoder, or this model mean-pooled): source, dimensions, state.',
+      resolve: (m) => m.embedding,
+    }),
   }),
 });
 
@@ -104,6 +113,7 @@ builder.queryField('model', (t) =>
         name: host.modelName,
         state: host.state,
         loadSeconds: host.loadSeconds ?? null,
+        embedding: services.embeddingHost.status(),
       };
     },
   }),

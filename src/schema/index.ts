@@ -3,6 +3,8 @@ import './health.js';
 import './chat.js';
 import './datasets.js';
 import './evaluations.js';
+import './embeddings.js';
+import './rag.js';
 import './metrics.js';
 
 /** The whole GraphQL schema, built from the domain files above. */

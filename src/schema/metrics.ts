@@ -88,6 +88,19 @@ const InferenceMetrics = builder.objectRef<Inference>('InferenceMetrics').implem
   }),
 });
 
+type Embeddings = MetricsSnapshot['embeddings'];
+const EmbeddingMetrics = builder.objectRef<Embeddings>('EmbeddingMetrics').implement({
+  description: 'The embedding model and its batching.',
+  fields: (t) => ({
+    requests: t.exposeFloat('requests', { description: "Embedding calls answered (REST, GraphQL and the server's own, such as RAG)." }),
+    inputs: t.exposeFloat('inputs', { description: 'Texts embedded.' }),
+    tokens: t.exposeFloat('tokens', { description: 'Tokens read (special tokens included, after truncation).' }),
+    batches: t.exposeFloat('batches', { description: 'Batches the model ran; inputs / batches is the mean batch size.' }),
+    batchSize: t.field({ type: PercentilesRef, description: 'Inputs per batch, over the recent batches.', resolve: (e) => e.batchSize }),
+    queueDepth: t.exposeInt('queueDepth', { description: 'Inputs waiting for the model now.' }),
+  }),
+});
+
 const MetricsRef = builder.objectRef<MetricsSnapshot>('Metrics').implement({
   description: 'Counters and figures of the server (REST: GET /v1/metrics).',
   fields: (t) => ({
@@ -99,6 +112,7 @@ const MetricsRef = builder.objectRef<MetricsSnapshot>('Metrics').implement({
     rateLimitRejections: t.float({ description: 'Requests refused by the rate limit (429).', resolve: (m) => m.rateLimit.rejections }),
     inference: t.field({ type: InferenceMetrics, description: 'Generation.', resolve: (m) => m.inference }),
     modelLoadSeconds: t.float({ nullable: true, description: 'Seconds the model took to load; null until loaded.', resolve: (m) => m.model.loadSeconds }),
+    embeddings: t.field({ type: EmbeddingMetrics, description: 'Embeddings.', resolve: (m) => m.embeddings }),
     percentileWindow: t.exposeInt('percentileWindow', { description: 'Most recent samples each percentile is computed from.' }),
   }),
 });

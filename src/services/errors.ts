@@ -1,12 +1,42 @@
-import { AppError, invalidRequest, serviceUnavailable } from '../errors.js';
+import { AppError, invalidRequest, notFound, serviceUnavailable } from '../errors.js';
 import {
   ContextOverflowError,
   EngineError,
   EngineOverloadedError,
   GenerationCancelledError,
+  InputTooLongError,
   ModelNotLoadedError,
 } from '../engine/errors.js';
 import { InvalidCursorError } from '../storage/errors.js';
+import {
+  NotACorpusError,
+  RagDatasetNotFoundError,
+  RagError,
+  RagIndexNotFoundError,
+  RagIndexNotReadyError,
+  RagModelMismatchError,
+} from './rag/errors.js';
+
+/** The RAG service's typed errors (services/rag/errors.ts) as contract codes. */
+function fromRag(err: RagError): AppError | undefined {
+  if (err instanceof RagIndexNotFoundError) {
+    return notFound(err.message, 'indexId' in err.ref ? { index_id: err.ref.indexId } : { dataset_id: err.ref.datasetId });
+  }
+  if (err instanceof RagDatasetNotFoundError) return notFound(err.message, { dataset_id: err.datasetId });
+  if (err instanceof NotACorpusError) return invalidRequest(err.message, { field: 'dataset_id', dataset_type: err.type });
+  if (err instanceof RagIndexNotReadyError) {
+    return new AppError('conflict', err.message, {
+      index_id: err.index.id,
+      status: err.status,
+      progress: err.progress,
+      ...(err.status === 'failed' ? { error: err.index.error } : {}),
+    });
+  }
+  if (err instanceof RagModelMismatchError) {
+    return new AppError('conflict', err.message, { index_id: err.index.id, index_model: err.index.embeddingModel, embedding_model: err.liveModel });
+  }
+  return undefined;
+}
 
 /**
  * The one place where the layers below the services (engine, storage) have
@@ -14,18 +44,28 @@ import { InvalidCursorError } from '../storage/errors.js';
  * anything else.
  */
 function fromLowerLayers(err: unknown): AppError | undefined {
+  if (err instanceof RagError) return fromRag(err);
   if (!(err instanceof EngineError) && !(err instanceof InvalidCursorError)) return undefined;
   if (err instanceof ContextOverflowError) {
     return invalidRequest(err.message, { field: 'prompt', prompt_tokens: err.promptTokens, context_window: err.contextWindow });
   }
   if (err instanceof GenerationCancelledError) return invalidRequest('Request cancelled by the client');
+  if (err instanceof InputTooLongError) {
+    const field = err.index === null ? 'input' : `input[${err.index}]`;
+    return invalidRequest(`${err.message}; shorten it, or send truncate: true to cut it to ${err.maxTokens} tokens`, {
+      field,
+      input_tokens: err.inputTokens,
+      max_tokens: err.maxTokens,
+    });
+  }
   if (err instanceof EngineOverloadedError) {
-    return serviceUnavailable('Server is at capacity; retry shortly', { max_waiting_requests: err.maxWaiting });
+    return serviceUnavailable('Server is at capacity; retry shortly', { [`max_waiting_${err.unit}`]: err.maxWaiting });
   }
   if (err instanceof ModelNotLoadedError) {
+    const subject = err.subject === 'model' ? 'Model' : 'Embedding model';
     return err.state === 'loading'
-      ? serviceUnavailable('Model is loading', { state: 'loading' })
-      : serviceUnavailable('Model failed to load', { state: 'failed', reason: err.reason });
+      ? serviceUnavailable(`${subject} is loading`, { state: 'loading' })
+      : serviceUnavailable(`${subject} failed to load`, { state: 'failed', reason: err.reason });
   }
   if (err instanceof InvalidCursorError) return invalidRequest('cursor is invalid', { field: 'cursor' });
   return undefined;

@@ -1,4 +1,5 @@
 import { serviceUnavailable } from '../errors.js';
+import type { EmbeddingHost, EmbeddingStatus } from './embeddings/host.js';
 import type { ModelHost } from './model-host.js';
 import type { RedisState } from './redis.js';
 
@@ -16,7 +17,20 @@ export interface HealthReport {
   runningBatch: number;
   /** The shared Redis (limits, cache) when REDIS_URL is set, else null. */
   redis: RedisState | null;
+  /** The embedding model: which source is live, its dimensions, its state. */
+  embedding: EmbeddingStatus;
 }
+
+const NO_EMBEDDINGS: EmbeddingStatus = {
+  state: 'failed',
+  model: null,
+  source: null,
+  dimensions: null,
+  maxTokens: null,
+  reason: 'no embedding model configured',
+  queueDepth: 0,
+  loadSeconds: null,
+};
 
 /** Liveness, readiness and the health report. */
 export class HealthService {
@@ -27,6 +41,7 @@ export class HealthService {
     private readonly host: ModelHost,
     private readonly version: string,
     private readonly redis?: { readonly state: RedisState } | null,
+    private readonly embeddings?: EmbeddingHost,
   ) {}
 
   report(): HealthReport {
@@ -34,17 +49,24 @@ export class HealthService {
     // Redis away: the server still serves (fail open), but limits are per process and the cache misses.
     const redis = this.redis?.state ?? null;
     const redisDown = redis === 'unavailable';
+    // Embeddings still loading leave the status alone (chat serves meanwhile); embeddings that failed degrade it.
+    const embedding = this.embeddings?.status() ?? NO_EMBEDDINGS;
+    const embeddingDown = this.embeddings !== undefined && embedding.state === 'failed';
     return {
-      status: state === 'loading' ? 'loading' : state === 'ready' && !redisDown ? 'ok' : 'degraded',
+      status: state === 'loading' ? 'loading' : state === 'ready' && !redisDown && !embeddingDown ? 'ok' : 'degraded',
       model: this.host.modelName,
       device: 'cpu',
       modelLoaded: state === 'ready',
       uptimeS: Math.round((Date.now() - this.startedAt) / 100) / 10,
       version: this.version,
-      reason: this.host.reason ?? (redisDown ? 'redis unavailable: rate limits per process, response cache off' : null),
+      reason:
+        this.host.reason ??
+        (redisDown ? 'redis unavailable: rate limits per process, response cache off' : null) ??
+        (embeddingDown ? `embeddings unavailable: ${embedding.reason}` : null),
       queueDepth: this.host.engine?.load.waiting ?? 0,
       runningBatch: this.host.engine?.load.running ?? 0,
       redis,
+      embedding,
     };
   }
 

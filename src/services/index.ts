@@ -3,10 +3,14 @@ import { Authenticator } from './auth.js';
 import { BatchEvalService } from './batch-evals.js';
 import { ChatService } from './chat.js';
 import { ChatCache } from './chat-cache.js';
+import { CompletionService } from './completions.js';
 import { DatasetService } from './datasets/service.js';
+import type { EmbeddingHost } from './embeddings/host.js';
+import { EmbeddingService } from './embeddings/service.js';
 import { EvaluationService, Scorer } from './evaluation.js';
 import { HealthService } from './health.js';
 import type { ModelHost } from './model-host.js';
+import { RagService } from './rag/service.js';
 import { RateLimiter } from './rate-limit.js';
 import { SharedRedis } from './redis.js';
 import type { Log } from '../observability/log.js';
@@ -18,9 +22,17 @@ export interface Services {
   auth: Authenticator;
   health: HealthService;
   chat: ChatService;
+  /** OpenAI-style completions (n choices, logprobs, chat templates), for the OpenAI-compatible routes. */
+  completions: CompletionService;
   datasets: DatasetService;
   evaluations: EvaluationService;
   batchEvals: BatchEvalService;
+  /** The embedding model's life (loading, ready, failed) and what health reports of it. */
+  embeddingHost: EmbeddingHost;
+  /** Embeddings: POST /v1/embeddings, GraphQL `embed`, and the Embedder RAG uses. */
+  embeddings: EmbeddingService;
+  /** RAG indexes (built when a rag_corpus is uploaded) and retrieval over them. */
+  rag: RagService;
   /** Per-API-key request limits; each surface consumes once per HTTP request. */
   rateLimit: RateLimiter;
   /** The Redis connection limits and cache share (REDIS_URL), else null; close it at shutdown. */
@@ -31,6 +43,8 @@ export interface Services {
 
 export function buildServices(opts: {
   host: ModelHost;
+  /** Loaded by main.ts after listening, like the model. */
+  embeddingHost: EmbeddingHost;
   storage: Storage;
   apiKeys: readonly string[];
   version: string;
@@ -60,14 +74,20 @@ export function buildServices(opts: {
           onLookup: (hit) => (hit ? opts.metrics.cacheHit() : opts.metrics.cacheMiss()),
         })
       : null;
+  // Index builds embed through the embedding host's batcher, beside live /v1/embeddings traffic.
+  const rag = new RagService(opts.storage, opts.embeddingHost, opts.log);
   return {
     host: opts.host,
     auth: new Authenticator(opts.apiKeys),
-    health: new HealthService(opts.host, opts.version, redis),
+    health: new HealthService(opts.host, opts.version, redis, opts.embeddingHost),
     chat: new ChatService(opts.host, opts.log, chatCache),
-    datasets: new DatasetService(opts.storage),
+    completions: new CompletionService(opts.host, opts.log, chatCache),
+    datasets: new DatasetService(opts.storage, rag),
     evaluations: new EvaluationService(opts.storage, scorer, opts.host),
     batchEvals: new BatchEvalService(opts.storage, opts.host, scorer, opts.log),
+    embeddingHost: opts.embeddingHost,
+    embeddings: new EmbeddingService(opts.embeddingHost),
+    rag,
     metrics: opts.metrics,
     rateLimit,
     redis,

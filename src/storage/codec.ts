@@ -60,3 +60,22 @@ export function checkLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
   return limit;
 }
+
+/**
+ * A vector as stored: float32, little-endian (SQLite BLOB, PostgreSQL bytea).
+ * The bytes are copied, so the buffer never aliases the caller's array.
+ */
+export function vectorBytes(v: Float32Array): Buffer {
+  const out = Buffer.allocUnsafe(v.length * 4);
+  for (let i = 0; i < v.length; i++) out.writeFloatLE(v[i]!, i * 4);
+  return out;
+}
+
+/** A stored vector back as a Float32Array of its own (drivers hand out unaligned slices of shared buffers). */
+export function vectorFrom(bytes: Uint8Array): Float32Array {
+  if (bytes.length % 4 !== 0) throw new RangeError(`vector blob of ${bytes.length} bytes is not float32`);
+  const out = new Float32Array(bytes.length / 4);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}

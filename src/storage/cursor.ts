@@ -68,6 +68,11 @@ export const datasetCursor = cursorCodec({ createdAt: 'time', id: 'id' });
 /** A dataset's position in that order: where a page that ends with it continues. */
 export const datasetPosition = (d: { createdAt: string; id: string }) => ({ createdAt: d.createdAt, id: d.id });
 
+/** RAG indexes, newest first, like datasets: (created_at desc, id desc). */
+export const ragIndexCursor = cursorCodec({ createdAt: 'time', id: 'id' });
+/** A RAG index's position in that order. */
+export const ragIndexPosition = (r: { createdAt: string; id: string }) => ({ createdAt: r.createdAt, id: r.id });
+
 /** Batch items in record order. */
 export const itemCursor = cursorCodec({ index: 'index' });
 /** A batch item's position in record order. */

@@ -14,6 +14,9 @@ export interface Migration {
 
 /*
  * Choices shared by both dialects:
+ * - rag_indexes cascade with their dataset, rag_documents and rag_chunks
+ *   with their index (the services refuse to delete a dataset while one of
+ *   its indexes is processing).
  * - dataset_records cascade with their dataset; batch_runs.dataset_id has no
  *   foreign key, so a run's stored items and results outlive the dataset
  *   (the services refuse deletion while a run is queued or running).
@@ -108,6 +111,82 @@ CREATE TABLE batch_items (
 CREATE INDEX batch_items_failed_idx ON batch_items (batch_id, idx) WHERE status = 'failed';
 `,
   },
+  {
+    version: 2,
+    name: 'rag indexes, documents and chunks',
+    sql: `
+CREATE TABLE rag_indexes (
+  id                   TEXT PRIMARY KEY,
+  dataset_id           TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+  status               TEXT NOT NULL CHECK (status IN ('processing', 'ready', 'failed')),
+  options              TEXT NOT NULL,
+  embedding_model      TEXT,
+  embedding_dimensions INTEGER,
+  documents_total      INTEGER NOT NULL,
+  documents_indexed    INTEGER NOT NULL DEFAULT 0,
+  documents_failed     INTEGER NOT NULL DEFAULT 0,
+  chunk_count          INTEGER NOT NULL DEFAULT 0,
+  fusion               TEXT,
+  error                TEXT,
+  created_at           TEXT NOT NULL,
+  started_at           TEXT,
+  updated_at           TEXT NOT NULL,
+  completed_at         TEXT
+);
+CREATE INDEX rag_indexes_created_idx ON rag_indexes (created_at DESC, id DESC);
+CREATE INDEX rag_indexes_dataset_idx ON rag_indexes (dataset_id, created_at DESC, id DESC);
+CREATE INDEX rag_indexes_status_idx ON rag_indexes (status, created_at DESC, id DESC);
+
+CREATE TABLE rag_documents (
+  index_id    TEXT NOT NULL REFERENCES rag_indexes (id) ON DELETE CASCADE,
+  idx         INTEGER NOT NULL,
+  doc_id      TEXT NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('indexed', 'failed')),
+  chunk_count INTEGER NOT NULL,
+  error       TEXT,
+  PRIMARY KEY (index_id, idx)
+) WITHOUT ROWID;
+
+-- key is the rowid: vector indexes in memory and the FTS table name rows by it. AUTOINCREMENT:
+-- a deleted chunk's key is never given to another (as PostgreSQL's identity never repeats).
+CREATE TABLE rag_chunks (
+  key        INTEGER PRIMARY KEY AUTOINCREMENT,
+  index_id   TEXT NOT NULL REFERENCES rag_indexes (id) ON DELETE CASCADE,
+  chunk_id   TEXT NOT NULL,
+  doc_idx    INTEGER NOT NULL,
+  doc_id     TEXT NOT NULL,
+  ordinal    INTEGER NOT NULL,
+  span_start INTEGER NOT NULL,
+  span_end   INTEGER NOT NULL,
+  tokens     INTEGER NOT NULL,
+  text       TEXT NOT NULL,
+  metadata   TEXT NOT NULL,
+  vector     BLOB NOT NULL,
+  UNIQUE (index_id, chunk_id)
+);
+-- (index_id) orders by key within an index too (the rowid ends every SQLite index): loading vectors pages by it.
+CREATE INDEX rag_chunks_index_idx ON rag_chunks (index_id);
+CREATE INDEX rag_chunks_doc_idx ON rag_chunks (index_id, doc_idx);
+
+-- The lexical index: contentless (the text lives in rag_chunks once), rows named by rag_chunks.key.
+-- index_key holds the index id so one MATCH selects an index's rows through the FTS index itself;
+-- bm25() weighs that column 0. Porter stemming over unicode61 words, diacritics folded.
+CREATE VIRTUAL TABLE rag_chunks_fts USING fts5(
+  index_key, text, content = '', contentless_delete = 1, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER rag_chunks_fts_insert AFTER INSERT ON rag_chunks BEGIN
+  INSERT INTO rag_chunks_fts (rowid, index_key, text) VALUES (new.key, new.index_id, new.text);
+END;
+-- Also on cascaded deletes (an index or dataset deleted).
+CREATE TRIGGER rag_chunks_fts_delete AFTER DELETE ON rag_chunks BEGIN
+  DELETE FROM rag_chunks_fts WHERE rowid = old.key;
+END;
+CREATE TRIGGER rag_chunks_fts_update AFTER UPDATE OF index_id, text ON rag_chunks BEGIN
+  DELETE FROM rag_chunks_fts WHERE rowid = old.key;
+  INSERT INTO rag_chunks_fts (rowid, index_key, text) VALUES (new.key, new.index_id, new.text);
+END;
+`,
+  },
 ];
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
@@ -192,6 +271,75 @@ CREATE TABLE batch_items (
 );
 -- Failures pages and the failed counter read only the failed items.
 CREATE INDEX batch_items_failed_idx ON batch_items (batch_id, idx) WHERE status = 'failed';
+`,
+  },
+  {
+    version: 2,
+    name: 'rag indexes, documents and chunks',
+    sql: `
+CREATE TABLE rag_indexes (
+  id                   text PRIMARY KEY,
+  dataset_id           text NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+  status               text NOT NULL CHECK (status IN ('processing', 'ready', 'failed')),
+  options              jsonb NOT NULL,
+  embedding_model      text,
+  embedding_dimensions integer,
+  documents_total      integer NOT NULL,
+  documents_indexed    integer NOT NULL DEFAULT 0,
+  documents_failed     integer NOT NULL DEFAULT 0,
+  chunk_count          integer NOT NULL DEFAULT 0,
+  fusion               jsonb,
+  error                text,
+  created_at           timestamptz NOT NULL,
+  started_at           timestamptz,
+  updated_at           timestamptz NOT NULL,
+  completed_at         timestamptz
+);
+CREATE INDEX rag_indexes_created_idx ON rag_indexes (created_at DESC, id DESC);
+CREATE INDEX rag_indexes_dataset_idx ON rag_indexes (dataset_id, created_at DESC, id DESC);
+CREATE INDEX rag_indexes_status_idx ON rag_indexes (status, created_at DESC, id DESC);
+
+CREATE TABLE rag_documents (
+  index_id    text NOT NULL REFERENCES rag_indexes (id) ON DELETE CASCADE,
+  idx         integer NOT NULL,
+  doc_id      text NOT NULL,
+  status      text NOT NULL CHECK (status IN ('indexed', 'failed')),
+  chunk_count integer NOT NULL,
+  error       text,
+  PRIMARY KEY (index_id, idx)
+);
+
+CREATE TABLE rag_chunks (
+  key        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  index_id   text NOT NULL REFERENCES rag_indexes (id) ON DELETE CASCADE,
+  chunk_id   text NOT NULL,
+  doc_idx    integer NOT NULL,
+  doc_id     text NOT NULL,
+  ordinal    integer NOT NULL,
+  span_start integer NOT NULL,
+  span_end   integer NOT NULL,
+  tokens     integer NOT NULL,
+  text       text NOT NULL,
+  metadata   jsonb NOT NULL,
+  -- float32 little-endian, as in SQLite.
+  vector     bytea NOT NULL,
+  -- The lexical index: English stemming and stop words, ranked with ts_rank (postgres-rag.ts says why).
+  tsv        tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+  UNIQUE (index_id, chunk_id)
+);
+-- Loading vectors pages through an index in key order.
+CREATE INDEX rag_chunks_index_idx ON rag_chunks (index_id, key);
+CREATE INDEX rag_chunks_doc_idx ON rag_chunks (index_id, doc_idx);
+CREATE INDEX rag_chunks_tsv_idx ON rag_chunks USING gin (tsv);
+
+-- Each index's frequent lexemes (in at least 1% of its chunks), with the number of chunks
+-- holding them: lexical search on a large index skips chunks holding only common ones.
+CREATE TABLE rag_lexemes (
+  index_id text NOT NULL REFERENCES rag_indexes (id) ON DELETE CASCADE,
+  lexeme   text NOT NULL,
+  ndoc     integer NOT NULL,
+  PRIMARY KEY (index_id, lexeme)
+);
 `,
   },
 ];

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { checkLimit } from './codec.js';
 import { datasetCursor, datasetPosition, keysetPage } from './cursor.js';
 import { inTransaction, migratePostgres, quoteIdent } from './migrations.js';
+import { postgresRagRepository } from './postgres-rag.js';
 import {
   batchItemParams,
   batchRunParams,
@@ -57,7 +58,8 @@ const codec: RowCodec<PgColumns> = {
   boolParam: (b) => b,
 };
 
-const { toDataset, toRecord, toEvalRun, toBatchRun, toBatchItem } = rowMappers(codec);
+const mappers = rowMappers(codec);
+const { toDataset, toRecord, toEvalRun, toBatchRun, toBatchItem } = mappers;
 
 function datasetRepository(pool: pg.Pool, t: Tables): DatasetRepository {
   return {
@@ -273,6 +275,11 @@ export async function openPostgresStorage(url: string, opts: PostgresStorageOpti
     datasets: datasetRepository(pool, t),
     evalRuns: evalRunRepository(pool, t),
     batches: batchRepository(pool, t),
+    rag: postgresRagRepository(
+      pool,
+      { indexes: `${q}.rag_indexes`, documents: `${q}.rag_documents`, chunks: `${q}.rag_chunks`, lexemes: `${q}.rag_lexemes` },
+      mappers,
+    ),
     close() {
       closing ??= pool.end();
       return closing;

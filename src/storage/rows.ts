@@ -7,7 +7,20 @@
  * canonical the same way whichever store receives it.
  */
 import { cleanText, cleanTextOrNull, isoTime, isoTimeOrNull, toJson } from './codec.js';
-import type { BatchItem, BatchRepository, BatchRun, BatchStatus, Dataset, DatasetRecord, EvalRun } from './types.js';
+import type {
+  BatchItem,
+  BatchRepository,
+  BatchRun,
+  BatchStatus,
+  Dataset,
+  DatasetRecord,
+  EvalRun,
+  NewRagChunk,
+  RagChunk,
+  RagDocument,
+  RagIndex,
+  RagRepository,
+} from './types.js';
 
 /** What a dialect's driver returns for a JSON, a time and a boolean column. */
 export interface ColumnTypes {
@@ -85,6 +98,41 @@ export interface BatchItemRow<C extends ColumnTypes> {
   created_at: C['time'];
 }
 
+export interface RagIndexRow<C extends ColumnTypes> {
+  id: string;
+  dataset_id: string;
+  status: RagIndex['status'];
+  options: C['json'];
+  embedding_model: string | null;
+  embedding_dimensions: number | null;
+  documents_total: number;
+  documents_indexed: number;
+  documents_failed: number;
+  chunk_count: number;
+  fusion: C['json'] | null;
+  error: string | null;
+  created_at: C['time'];
+  started_at: C['time'] | null;
+  updated_at: C['time'];
+  completed_at: C['time'] | null;
+}
+
+/** rag_chunks without its vector (and tsvector) columns. */
+export interface RagChunkRow<C extends ColumnTypes> {
+  // node-postgres returns bigint columns as strings.
+  key: number | string;
+  index_id: string;
+  chunk_id: string;
+  doc_idx: number;
+  doc_id: string;
+  ordinal: number;
+  span_start: number;
+  span_end: number;
+  tokens: number;
+  text: string;
+  metadata: C['json'];
+}
+
 /** A dialect's conversions between its driver's column values and the domain's. */
 export interface RowCodec<C extends ColumnTypes> {
   /** The plain JSON value a JSON column holds. */
@@ -102,6 +150,8 @@ export interface RowMappers<C extends ColumnTypes> {
   toEvalRun(r: EvalRunRow<C>): EvalRun;
   toBatchRun(r: BatchRunRow<C>): BatchRun;
   toBatchItem(r: BatchItemRow<C>): BatchItem;
+  toRagIndex(r: RagIndexRow<C>): RagIndex;
+  toRagChunk(r: RagChunkRow<C>): RagChunk;
 }
 
 /** The row-to-domain mappers for one dialect. */
@@ -171,6 +221,37 @@ export function rowMappers<C extends ColumnTypes>(c: RowCodec<C>): RowMappers<C>
       reason: r.reason,
       message: r.message,
       createdAt: c.time(r.created_at),
+    }),
+    toRagIndex: (r) => ({
+      id: r.id,
+      datasetId: r.dataset_id,
+      status: r.status,
+      options: c.json(r.options) as RagIndex['options'],
+      embeddingModel: r.embedding_model,
+      embeddingDimensions: r.embedding_dimensions,
+      documentsTotal: r.documents_total,
+      documentsIndexed: r.documents_indexed,
+      documentsFailed: r.documents_failed,
+      chunkCount: r.chunk_count,
+      fusion: r.fusion === null ? null : (c.json(r.fusion) as RagIndex['fusion']),
+      error: r.error,
+      createdAt: c.time(r.created_at),
+      startedAt: timeOrNull(r.started_at),
+      updatedAt: c.time(r.updated_at),
+      completedAt: timeOrNull(r.completed_at),
+    }),
+    toRagChunk: (r) => ({
+      key: Number(r.key),
+      indexId: r.index_id,
+      chunkId: r.chunk_id,
+      docIndex: r.doc_idx,
+      docId: r.doc_id,
+      ordinal: r.ordinal,
+      start: r.span_start,
+      end: r.span_end,
+      tokens: r.tokens,
+      text: r.text,
+      metadata: c.json(r.metadata) as RagChunk['metadata'],
     }),
   };
 }
@@ -307,5 +388,97 @@ export function counterDeltas(
   return {
     completed: (now === 'succeeded' ? 1 : 0) - (old === 'succeeded' ? 1 : 0),
     failed: (now === 'failed' ? 1 : 0) - (old === 'failed' ? 1 : 0),
+  };
+}
+
+/**
+ * rag_indexes (id, dataset_id, status, options, embedding_model, embedding_dimensions, documents_total,
+ * documents_indexed, documents_failed, chunk_count, fusion, error, created_at, started_at, updated_at, completed_at)
+ */
+export const ragIndexParams = (r: RagIndex): unknown[] => [
+  r.id,
+  r.datasetId,
+  r.status,
+  toJson(r.options),
+  r.embeddingModel,
+  r.embeddingDimensions,
+  r.documentsTotal,
+  r.documentsIndexed,
+  r.documentsFailed,
+  r.chunkCount,
+  r.fusion === null ? null : toJson(r.fusion),
+  cleanTextOrNull(r.error),
+  isoTime(r.createdAt),
+  isoTimeOrNull(r.startedAt),
+  isoTime(r.updatedAt),
+  isoTimeOrNull(r.completedAt),
+];
+
+const RAG_PATCH_COLUMNS = {
+  status: 'status',
+  embeddingModel: 'embedding_model',
+  embeddingDimensions: 'embedding_dimensions',
+  fusion: 'fusion',
+  startedAt: 'started_at',
+  completedAt: 'completed_at',
+  error: 'error',
+} as const;
+
+/** The (column, value) pairs a RagRepository.updateIndex sets, updated_at always among them. */
+export function ragIndexPatch(patch: Parameters<RagRepository['updateIndex']>[1]): [column: string, value: unknown][] {
+  const sets: [string, unknown][] = [];
+  for (const [key, column] of Object.entries(RAG_PATCH_COLUMNS) as [keyof typeof RAG_PATCH_COLUMNS, string][]) {
+    const value = patch[key];
+    if (value === undefined) continue;
+    if (key === 'startedAt' || key === 'completedAt') sets.push([column, isoTimeOrNull(value as string | null)]);
+    else if (key === 'error') sets.push([column, cleanTextOrNull(value as string | null)]);
+    else if (key === 'fusion') sets.push([column, value === null ? null : toJson(value)]);
+    else sets.push([column, value]);
+  }
+  sets.push(['updated_at', patch.updatedAt !== undefined ? isoTime(patch.updatedAt) : new Date().toISOString()]);
+  return sets;
+}
+
+/**
+ * rag_chunks (index_id, chunk_id, doc_idx, doc_id, ordinal, span_start, span_end, tokens, text, metadata, vector),
+ * the vector already in the dialect's binary form.
+ */
+export const ragChunkParams = (ch: NewRagChunk, vector: unknown): unknown[] => [
+  ch.indexId,
+  ch.chunkId,
+  ch.docIndex,
+  cleanText(ch.docId),
+  ch.ordinal,
+  ch.start,
+  ch.end,
+  ch.tokens,
+  cleanText(ch.text),
+  toJson(ch.metadata),
+  vector,
+];
+
+/** Throws before anything is written if a chunk names another index or document than its outcome. */
+export function checkChunksBelong(outcome: RagDocument, chunks: readonly NewRagChunk[]): void {
+  for (const ch of chunks) {
+    if (ch.indexId !== outcome.indexId || ch.docIndex !== outcome.docIndex) {
+      throw new Error(`Chunk ${ch.chunkId} belongs to ${ch.indexId}/${ch.docIndex}, not ${outcome.indexId}/${outcome.docIndex}`);
+    }
+  }
+  if (outcome.chunkCount !== chunks.length) throw new Error(`Document ${outcome.docId} has ${chunks.length} chunks, not ${outcome.chunkCount}`);
+  if (outcome.status === 'failed' && chunks.length > 0) throw new Error('A failed document has no chunks');
+}
+
+/**
+ * How an index's counters move when a document's stored outcome goes from
+ * `old` (undefined: none yet) to `now`: O(1) per document, like counterDeltas.
+ */
+export function ragCounterDeltas(
+  now: Pick<RagDocument, 'status' | 'chunkCount'>,
+  old: Pick<RagDocument, 'status' | 'chunkCount'> | undefined,
+): { indexed: number; failed: number; chunks: number } {
+  return {
+    indexed: (now.status === 'indexed' ? 1 : 0) - (old?.status === 'indexed' ? 1 : 0),
+    failed: (now.status === 'failed' ? 1 : 0) - (old?.status === 'failed' ? 1 : 0),
+    chunks: now.chunkCount - (old?.chunkCount ?? 0),
   };
 }

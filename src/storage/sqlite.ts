@@ -12,6 +12,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { checkLimit } from './codec.js';
 import { datasetCursor, datasetPosition, keysetPage } from './cursor.js';
 import { migrateSqlite } from './migrations.js';
+import { sqliteRagRepository } from './sqlite-rag.js';
 import {
   batchItemParams,
   batchRunParams,
@@ -56,7 +57,8 @@ const codec: RowCodec<SqliteColumns> = {
   boolParam: (b) => (b ? 1 : 0),
 };
 
-const { toDataset, toRecord, toEvalRun, toBatchRun, toBatchItem } = rowMappers(codec);
+const mappers = rowMappers(codec);
+const { toDataset, toRecord, toEvalRun, toBatchRun, toBatchItem } = mappers;
 
 function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
   const insertDataset = db.prepare(
@@ -248,6 +250,7 @@ export async function openSqliteStorage(dataDir: string): Promise<Storage> {
     datasets: datasetRepository(db),
     evalRuns: evalRunRepository(db),
     batches: batchRepository(db),
+    rag: sqliteRagRepository(db, mappers),
     async close() {
       if (closed) return;
       closed = true;

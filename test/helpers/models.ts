@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO, STORIES } from './server.js';
+import { cachedRandomEncoder } from '../../src/engine/encoder-dir.js';
+import { MODEL_CACHE, REPO, STORIES } from './server.js';
 
 /** The stories260K llama2.c checkpoint and its tokenizer (../shared/models/README.md). */
 export const STORIES_CHECKPOINT = STORIES;
@@ -41,3 +42,19 @@ export function needFiles(...files: string[]): NeededFiles {
 export const storiesModel = needFiles(STORIES_CHECKPOINT, STORIES_TOKENIZER);
 /** The stories260K tokenizer alone (tokenizer tests read nothing else). */
 export const storiesTokenizer = needFiles(STORIES_TOKENIZER);
+
+/** all-MiniLM-L6-v2's config.json and tokenizer files, without weights (../shared/models/README.md). */
+export const MINILM_SOURCE = path.resolve(REPO, '../shared/models/all-MiniLM-L6-v2');
+export const minilmFiles = needFiles(path.join(MINILM_SOURCE, 'config.json'), path.join(MINILM_SOURCE, 'tokenizer.json'));
+
+/** Seed and init scale of the tests' random MiniLM-shaped encoder (0.05: attention far from uniform). */
+export const TEST_ENCODER = { seed: 7, std: 0.05 } as const;
+
+/**
+ * A random-weight BERT encoder with all-MiniLM-L6-v2's exact configuration
+ * and tokenizer, in the transformers.js feature-extraction layout; built once
+ * (about 1 s, 90 MB) and shared by the test files through the test cache.
+ */
+export function testEncoderDir(): string {
+  return cachedRandomEncoder({ sourceDir: MINILM_SOURCE, cacheRoot: path.join(MODEL_CACHE, 'encoders'), ...TEST_ENCODER });
+}

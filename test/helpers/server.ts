@@ -32,6 +32,8 @@ export async function startServer(env: Record<string, string> = {}, opts: { wait
       // A fresh SQLite store per server unless the test names one (to restart on the same data).
       DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'server-data-')),
       ORT_INTRA_OP_THREADS: '1',
+      // Tests never reach the hub: the embedding model comes from EMBEDDING_MODEL_PATH or the decoder.
+      HF_HUB_OFFLINE: '1',
       LOG_LEVEL: 'info',
       ...env,
     },

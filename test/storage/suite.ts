@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidCursorError } from '../../src/storage/errors.js';
+import { ragRepositoryTests } from './rag-suite.js';
 import type {
   BatchItem,
   BatchRun,
@@ -601,6 +602,10 @@ export function storageSuite(name: string, open: () => Promise<Storage>): void {
         await s.batches.update(running.id, { status: 'cancelled' });
         expect(await s.batches.datasetInUse(running.datasetId)).toBe(false);
       });
+    });
+
+    describe('rag indexes', () => {
+      ragRepositoryTests(() => s);
     });
   });
 }

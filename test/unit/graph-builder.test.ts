@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { buildLlamaOnnx, permuteRopeRows, type LlamaConfig, type LlamaWeights } from '../../src/engine/onnx-graph.js';
+import { pruneToOutputs } from '../../src/engine/onnx-prune.js';
 import { getPreset, parameterCount, PRESETS } from '../../src/engine/presets.js';
 import { randomLlamaWeights } from '../../src/engine/random-weights.js';
 import { referenceForward } from '../helpers/reference-forward.js';
@@ -74,6 +75,7 @@ describe('buildLlamaOnnx (tiny preset)', () => {
       'present.0.value': kvOut,
       'present.1.key': kvOut,
       'present.1.value': kvOut,
+      last_hidden_state: ['batch_size', 'sequence_length', config.dim],
     });
     expect(graph.input.slice(0, 3).map((v) => v.type?.tensorType?.elemType)).toEqual([7, 7, 7]); // int64
     // Default domain only, opset 17; tied embedding stored once.
@@ -155,6 +157,47 @@ describe('buildLlamaOnnx (tiny preset)', () => {
     const ref = referenceForward(w, tokens);
     const { logits } = await runStep(s, mha, [tokens], [tokens.map(() => 1)], [tokens.map((_, i) => i)], emptyPast(mha, 1));
     tokens.forEach((_, t) => expect(maxAbsDiff(logitsAt(logits, tokens.length, mha.vocabSize, 0, t), ref[t]!)).toBeLessThan(TOL));
+  });
+
+  it('last_hidden_state is the final-norm output the (tied) LM head reads: logits = hidden · embeddingᵀ', async () => {
+    const tokens = [1, 17, 300, 42];
+    const out = await session.run({
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(tokens.length).fill(1n), [1, tokens.length]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, (_, i) => BigInt(i)), [1, tokens.length]),
+      ...Object.fromEntries(emptyPast(config, 1).map((t, i) => [i % 2 === 0 ? `past_key_values.${i >> 1}.key` : `past_key_values.${i >> 1}.value`, t])),
+    });
+    const hidden = out.last_hidden_state!.data as Float32Array;
+    const logits = out.logits!.data as Float32Array;
+    const { dim, vocabSize } = config;
+    for (let t = 0; t < tokens.length; t++) {
+      const projected = new Float64Array(vocabSize);
+      for (let v = 0; v < vocabSize; v++) {
+        let s = 0;
+        for (let d = 0; d < dim; d++) s += hidden[t * dim + d]! * weights.tokenEmbedding[v * dim + d]!;
+        projected[v] = s;
+      }
+      expect(maxAbsDiff(projected, logitsAt(logits, tokens.length, vocabSize, 0, t))).toBeLessThan(TOL);
+    }
+  });
+
+  it('pruned to last_hidden_state, the graph computes the same hidden states with nothing else', async () => {
+    const pruned = onnx.ModelProto.decode(pruneToOutputs(bytes, ['last_hidden_state'])).graph as onnxProto.onnx.GraphProto;
+    expect(pruned.output.map((o) => o.name)).toEqual(['last_hidden_state']);
+    // The LM head (Gemm) and its reshapes are gone; the embedding stays (the Gather reads it).
+    expect(pruned.node.some((n) => n.opType === 'Gemm')).toBe(false);
+    const s = await ort.InferenceSession.create(pruneToOutputs(bytes, ['last_hidden_state']));
+    const tokens = [[1, 5, 9, 200, 7]];
+    const feeds = (sess: ort.InferenceSession) => ({
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens[0]!, BigInt), [1, 5]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(5).fill(1n), [1, 5]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from([0, 1, 2, 3, 4], BigInt), [1, 5]),
+      ...Object.fromEntries(sess.inputNames.filter((n) => n.startsWith('past')).map((n) => [n, emptyPast(config, 1)[0]!])),
+    });
+    const a = (await s.run(feeds(s))).last_hidden_state!.data as Float32Array;
+    const b = (await session.run(feeds(session), ['last_hidden_state'])).last_hidden_state!.data as Float32Array;
+    expect(maxAbsDiff(a, b)).toBe(0);
+    expect(() => pruneToOutputs(bytes, ['nope'])).toThrow(/no output nope/);
   });
 
   it('rejects weights that do not fit the config', () => {

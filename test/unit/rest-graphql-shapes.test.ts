@@ -5,12 +5,17 @@ import { chatJson } from '../../src/rest/chat-routes.js';
 import { datasetJson } from '../../src/rest/dataset-routes.js';
 import { batchJson, evalRunJson, itemJson, summaryJson } from '../../src/rest/evaluation-routes.js';
 import { metricsJson } from '../../src/rest/metrics-routes.js';
+import { ragHitJson, ragIndexJson, ragRetrievalJson } from '../../src/rest/rag-routes.js';
+import type { RagSearchResult } from '../../src/services/rag/service.js';
+import { embeddingsJson } from '../../src/rest/embedding-routes.js';
+import { embeddingJson } from '../../src/rest/health-routes.js';
+import type { EmbeddingsResult } from '../../src/services/embeddings/service.js';
 import { schema } from '../../src/schema/index.js';
 import type { BatchSummary } from '../../src/services/batch-evals.js';
 import type { ChatResult } from '../../src/services/chat.js';
 import type { RecordError } from '../../src/services/datasets/validate.js';
 import { camelCase } from '../../src/services/validation.js';
-import type { BatchItem, BatchRun, Dataset, EvalRun, ScoreRecord } from '../../src/storage/types.js';
+import type { BatchItem, BatchRun, Dataset, EvalRun, RagIndex, ScoreRecord } from '../../src/storage/types.js';
 
 /**
  * The REST mappers (snake_case) and the GraphQL object types (camelCase) are
@@ -22,6 +27,9 @@ const DIFFERENCES: Record<string, { restOnly?: string[]; graphqlOnly?: string[] 
   BatchEval: { graphqlOnly: ['result', 'distribution', 'failures'] },
   // Single figures that REST nests in an object of their own (rate_limit.rejections, model.load_seconds).
   Metrics: { restOnly: ['rateLimit', 'model'], graphqlOnly: ['rateLimitRejections', 'modelLoadSeconds'] },
+  // OpenAI's `object` tags; GraphQL offers both encodings of a vector as fields (REST picks one with encoding_format).
+  EmbeddingResult: { restOnly: ['object'] },
+  Embedding: { restOnly: ['object'], graphqlOnly: ['embeddingBase64'] },
 };
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -176,10 +184,54 @@ const metrics: MetricsSnapshot = {
     runningBatch: 0,
   },
   model: { loadSeconds: 1 },
+  embeddings: { requests: 1, inputs: 2, tokens: 3, batches: 1, batchSize: percentiles, queueDepth: 0 },
   percentileWindow: 1000,
 };
+const embeddings: EmbeddingsResult = {
+  data: [{ index: 0, embedding: Float32Array.of(0.5, 0.5) }],
+  model: 'm',
+  usage: { promptTokens: 1, inputTokens: 1, totalTokens: 1 },
+  encodingFormat: 'float',
+  requestId: 'r',
+};
+const embeddingStatus = { state: 'ready' as const, model: 'm', source: 'path' as const, dimensions: 2, maxTokens: 8, reason: null, queueDepth: 0, loadSeconds: 1 };
 // REST sends record errors as the service makes them (already snake_case).
 const recordError: RecordError = { index: 1, record_id: 'z', code: 'missing_required_field', message: 'm', path: 'input', severity: 'error' };
+const ragIndex: RagIndex = {
+  id: 'ri_1',
+  datasetId: 'ds_1',
+  status: 'ready',
+  options: { chunk_tokens: 256, chunk_overlap: 32 },
+  embeddingModel: 'm',
+  embeddingDimensions: 384,
+  documentsTotal: 2,
+  documentsIndexed: 1,
+  documentsFailed: 1,
+  chunkCount: 3,
+  fusion: { lexical: 1, dense: 0.5, queries: 64, lexicalMrr: 0.9, denseMrr: 0.45 },
+  error: null,
+  createdAt: 't',
+  startedAt: 't',
+  updatedAt: 't',
+  completedAt: 't',
+};
+const ragSearch: RagSearchResult = {
+  index: ragIndex,
+  mode: 'hybrid',
+  topK: 5,
+  latencyMs: 1,
+  embeddingMs: 1,
+  candidates: { lexical: 1, dense: 1 },
+  denseMethod: 'exact',
+  results: [
+    {
+      chunk: { key: 1, indexId: 'ri_1', chunkId: 'ch_1', docIndex: 0, docId: 'd', ordinal: 0, start: 0, end: 4, tokens: 1, text: 'text', metadata: { a: 1 } },
+      score: 0.03,
+      lexicalRank: 1,
+      denseRank: null,
+    },
+  ],
+};
 
 describe('REST and GraphQL name the same output fields', () => {
   it.each([
@@ -190,7 +242,11 @@ describe('REST and GraphQL name the same output fields', () => {
     ['evalRunJson', 'EvalRun', evalRunJson(evalRun)],
     ['datasetJson', 'Dataset', datasetJson(dataset)],
     ['metricsJson', 'Metrics', metricsJson(metrics)],
+    ['embeddingsJson', 'EmbeddingResult', embeddingsJson(embeddings)],
+    ['embeddingJson (health)', 'EmbeddingModel', embeddingJson(embeddingStatus)],
     ['record errors', 'RecordError', recordError],
+    ['ragIndexJson', 'RagIndex', ragIndexJson(ragIndex)],
+    ['rag search', 'RagSearchResult', { results: ragSearch.results.map(ragHitJson), retrieval: ragRetrievalJson(ragSearch) }],
   ] as const)('%s ↔ %s', (_name, type, rest) => {
     expect(drift(rest as Record<string, unknown>, type)).toEqual([]);
   });

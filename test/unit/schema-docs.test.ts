@@ -16,7 +16,8 @@ import { enumName } from '../../src/schema/enums.js';
 import { connectionFrom } from '../../src/schema/paging.js';
 import { CRITERIA } from '../../src/services/scoring/criteria.js';
 import { datasetCursor, datasetPosition, keysetPage } from '../../src/storage/cursor.js';
-import { BATCH_STATUSES, DATASET_STATUSES, DATASET_TYPES, FAILURE_REASONS, ITEM_STATUSES, JUDGES } from '../../src/storage/types.js';
+import { RAG_MODES } from '../../src/services/rag-schema.js';
+import { BATCH_STATUSES, DATASET_STATUSES, DATASET_TYPES, FAILURE_REASONS, ITEM_STATUSES, JUDGES, RAG_INDEX_STATUSES } from '../../src/storage/types.js';
 
 const blank = (d: string | null | undefined) => !d || d.trim() === '';
 
@@ -55,6 +56,10 @@ describe('the GraphQL schema documents itself', () => {
     expect(chat.getFields().maxNewTokens?.description).toBe('Tokens to generate at most. 1..1024, default 160.');
     expect(chat.getFields().mode?.description).toContain('Default SINGLE.');
     expect(field('Query', 'datasets')?.args.find((a) => a.name === 'first')?.description).toContain('1..100, default 20.');
+    const ragSearch = schema.getType('RagSearchInput');
+    if (!isInputObjectType(ragSearch)) throw new Error('RagSearchInput is not an input type');
+    expect(ragSearch.getFields().topK?.description).toBe('Chunks to return. 1..50, default 5.');
+    expect(ragSearch.getFields().mode?.description).toContain('Default HYBRID.');
   });
 });
 
@@ -76,6 +81,8 @@ describe('statuses are enums built from their one list', () => {
     ['DatasetStatus', DATASET_STATUSES],
     ['Criterion', CRITERIA],
     ['Judge', JUDGES],
+    ['RagIndexStatus', RAG_INDEX_STATUSES],
+    ['RagSearchMode', RAG_MODES],
     // Results never finish `cancelled`: the client that would read it is gone.
     ['FinishReason', FINISH_REASONS.filter((r) => r !== 'cancelled')],
   ] as const)('%s serves exactly its list', (name, values) => {
@@ -104,6 +111,8 @@ describe('statuses are enums built from their one list', () => {
     ['EvalRun', 'criteria', 'Criterion'],
     ['EvalRun', 'judge', 'Judge'],
     ['ScoreDistribution', 'criterion', 'Criterion'],
+    ['RagIndex', 'status', 'RagIndexStatus'],
+    ['RagRetrieval', 'mode', 'RagSearchMode'],
   ])('%s.%s is the enum %s', (type, name, enumType) => {
     const f = field(type, name);
     expect(f && getNamedType(f.type).name).toBe(enumType);
@@ -114,7 +123,7 @@ describe('paged lists', () => {
   const connections = Object.values(schema.getTypeMap()).filter((t): t is GraphQLObjectType => isObjectType(t) && t.name.endsWith('Connection'));
 
   it('every connection has the one relay shape, and is paged forward by first and after only', () => {
-    expect(connections.map((c) => c.name).sort()).toEqual(['BatchFailureConnection', 'DatasetConnection']);
+    expect(connections.map((c) => c.name).sort()).toEqual(['BatchFailureConnection', 'DatasetConnection', 'RagIndexConnection']);
     for (const c of connections) {
       const fields = c.getFields();
       expect(Object.keys(fields)).toEqual(expect.arrayContaining(['edges', 'nodes', 'pageInfo']));
@@ -125,7 +134,7 @@ describe('paged lists', () => {
     const listFields = Object.values(schema.getTypeMap())
       .filter((t): t is GraphQLObjectType => isObjectType(t) && !t.name.startsWith('__'))
       .flatMap((t) => Object.values(t.getFields()).filter((f) => getNamedType(f.type).name.endsWith('Connection')));
-    expect(listFields.map((f) => f.name).sort()).toEqual(['datasets', 'failures']);
+    expect(listFields.map((f) => f.name).sort()).toEqual(['datasets', 'failures', 'ragIndexes']);
     for (const f of listFields) expect(f.args.map((a) => a.name)).toEqual(expect.arrayContaining(['first', 'after']));
     for (const f of listFields) expect(f.args.map((a) => a.name)).not.toEqual(expect.arrayContaining(['last']));
     for (const f of listFields) expect(f.args.map((a) => a.name)).not.toEqual(expect.arrayContaining(['before']));

@@ -58,6 +58,8 @@ export interface CreateDatasetInput {
 
 export interface CreatedDataset {
   dataset: Dataset;
+  /** The index a rag_corpus upload started building (services/rag); null for other datasets. */
+  indexId: string | null;
   /** The first MAX_REPORTED_ERRORS rejected records, in record order. */
   recordErrors: RecordError[];
   /** How many records were rejected in all. */
@@ -76,9 +78,24 @@ function readRecords(input: CreateDatasetInput, format: FileFormat | undefined, 
   return { records: input.records, errors: [] };
 }
 
+/**
+ * What indexes corpora (services/rag), as the dataset service sees it: told
+ * of each new rag_corpus dataset, and asked to remove a dataset's indexes
+ * before the dataset goes.
+ */
+export interface CorpusIndexer {
+  /** Starts building the new corpus's index; returns the index id. */
+  indexCorpus(dataset: Dataset): Promise<string>;
+  /** Deletes every index of the dataset (none is building: delete checks that first). */
+  deleteIndexesOf(datasetId: string): Promise<void>;
+}
+
 /** Datasets: upload with record-level validation, listing, reading, deleting. */
 export class DatasetService {
-  constructor(private readonly storage: Storage) {}
+  constructor(
+    private readonly storage: Storage,
+    private readonly indexer?: CorpusIndexer,
+  ) {}
 
   async create(input: CreateDatasetInput): Promise<CreatedDataset> {
     const format = input.file ? formatOf(input.file.filename) : undefined;
@@ -115,7 +132,8 @@ export class DatasetService {
       dataset,
       accepted.map((r, index) => ({ datasetId: dataset.id, index, recordId: r.recordId, data: r.data })),
     );
-    return { dataset, recordErrors: recordErrors.slice(0, MAX_REPORTED_ERRORS), rejectedRecords: recordErrors.length };
+    const indexId = dataset.type === 'rag_corpus' && this.indexer ? await this.indexer.indexCorpus(dataset) : null;
+    return { dataset, indexId, recordErrors: recordErrors.slice(0, MAX_REPORTED_ERRORS), rejectedRecords: recordErrors.length };
   }
 
   async get(id: string): Promise<Dataset> {
@@ -129,12 +147,20 @@ export class DatasetService {
     return this.storage.datasets.list(query);
   }
 
-  /** Deletes a dataset; 409 while a queued or running batch evaluation uses it. */
+  /**
+   * Deletes a dataset with its records and its RAG indexes; 409 while a
+   * queued or running batch evaluation uses it, or one of its indexes is
+   * still building.
+   */
   async delete(id: string): Promise<void> {
     await this.get(id);
     if (await this.storage.batches.datasetInUse(id)) {
       throw new AppError('conflict', `dataset ${id} is used by a running batch evaluation`, { dataset_id: id });
     }
+    if (await this.storage.rag.datasetBuilding(id)) {
+      throw new AppError('conflict', `dataset ${id} has a RAG index still building; delete the index first, or wait`, { dataset_id: id });
+    }
+    await this.indexer?.deleteIndexesOf(id);
     if (!(await this.storage.datasets.delete(id))) throw notFound(`dataset ${id} not found`, { dataset_id: id });
   }
 }

@@ -1,0 +1,171 @@
+/**
+ * `npm run bench:rag`: RAG retrieval, measured (never asserted in a test).
+ *   vectors  HNSW libraries (hnswlib-node, usearch) against exact search:
+ *            build time, query latency, recall@10 (rag/vectors.ts)
+ *   latency  hybrid top-10 retrieval at 10k and 100k chunks, SQLite and
+ *            PostgreSQL, exact and HNSW, query embedding excluded and
+ *            included (rag/latency.ts)
+ *   quality  hit@5 and MRR@10 on /usr/share/doc with the questions of
+ *            bench/data/rag-questions.json, lexical, dense and hybrid,
+ *            against MiniSearch's BM25 on the same chunks (rag/quality.ts)
+ * Results go to bench/results/<date>-rag.json with the commit.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { EXACT_MAX_VECTORS, HNSW_PARAMS } from '../src/services/rag/vector-index.js';
+import { RRF_K } from '../src/services/rag/fusion.js';
+import { CANDIDATES } from '../src/services/rag/retrieval.js';
+import { EMBEDDERS, loadEmbedder, type EmbedderName } from './rag/embedders.js';
+import { measureLatency } from './rag/latency.js';
+import { measureQuality } from './rag/quality.js';
+import { compareVectorIndexes } from './rag/vectors.js';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const SECTIONS = ['vectors', 'latency', 'quality'] as const;
+
+const USAGE = `npm run bench:rag -- [options]
+  --sections vectors,latency,quality   what to measure (default all three)
+  --sizes 10000,100000                 chunk counts for vectors and latency (default both)
+  --stores sqlite,postgres             stores for latency and quality (default both)
+  --queries N                          queries per latency run (default 200)
+  --embedders minilm,decoder,hash      embedders for quality (default minilm,decoder; see bench/rag/embedders.ts)
+  --database-url URL                   PostgreSQL (default TEST_DATABASE_URL or postgres://postgres@127.0.0.1:5432/test)
+  --threads N                          ONNX Runtime threads of the encoders (default: cores)
+  --cache-dir DIR                      models and the quality index (default .model-cache/bench)
+  --out-dir DIR                        results JSON (default bench/results)
+  --no-save                            print only`;
+
+function fail(msg: string): never {
+  process.stderr.write(`error: ${msg}\nusage: ${USAGE}\n`);
+  process.exit(2);
+}
+
+function list<T extends string>(raw: string | undefined, allowed: readonly T[], name: string): T[] {
+  if (raw === undefined) return [...allowed];
+  const out = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const x of out) if (!(allowed as readonly string[]).includes(x)) fail(`--${name}: ${x} is not one of ${allowed.join(', ')}`);
+  return out as T[];
+}
+
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        sections: { type: 'string' },
+        sizes: { type: 'string' },
+        stores: { type: 'string' },
+        queries: { type: 'string' },
+        embedders: { type: 'string' },
+        'database-url': { type: 'string' },
+        threads: { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'out-dir': { type: 'string' },
+        'no-save': { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+})();
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const sections = list(values.sections, SECTIONS, 'sections');
+const sizes = (values.sizes ?? '10000,100000').split(',').map(Number);
+if (sizes.some((n) => !Number.isInteger(n) || n < 100)) fail('--sizes must be integers of at least 100');
+const stores = list(values.stores, ['sqlite', 'postgres'] as const, 'stores');
+const queries = Number(values.queries ?? 200);
+if (!Number.isInteger(queries) || queries < 10) fail('--queries must be an integer of at least 10');
+// The server's own embedding paths by default; `hash` (the tests' bag of words) on request.
+const embedders = values.embedders === undefined ? (['minilm', 'decoder'] as EmbedderName[]) : list(values.embedders, EMBEDDERS, 'embedders');
+const pgUrl = values['database-url'] ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const threads = Number(values.threads ?? os.availableParallelism());
+const cacheDir = path.resolve(values['cache-dir'] ?? path.join(REPO, '.model-cache/bench'));
+const outDir = path.resolve(values['out-dir'] ?? path.join(REPO, 'bench/results'));
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+const git = (args: string[]) => {
+  try {
+    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+};
+
+const started = new Date();
+const result: Record<string, unknown> = {
+  date: started.toISOString().slice(0, 10),
+  started_at: started.toISOString(),
+  git: { commit: git(['rev-parse', 'HEAD']), dirty: (git(['status', '--porcelain']) ?? '') !== '' },
+  machine: {
+    cpu_model: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.cpus().length,
+    total_mem_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    load_avg_at_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  },
+  settings: {
+    rrf_k: RRF_K,
+    candidates_per_retriever: CANDIDATES,
+    exact_max_vectors: EXACT_MAX_VECTORS,
+    hnsw: HNSW_PARAMS,
+  },
+};
+
+if (sections.includes('vectors')) {
+  log('vectors: HNSW libraries against exact search (384 dimensions)');
+  const out = [];
+  for (const n of sizes) out.push(await compareVectorIndexes(n, 300, log));
+  result.vectors = out;
+}
+
+if (sections.includes('latency')) {
+  log(`latency: hybrid top-10 at ${sizes.join(', ')} chunks (${stores.join(', ')})`);
+  const minilm = await loadEmbedder('minilm', cacheDir, threads);
+  try {
+    result.latency = { included_embedder: minilm.embedder.info.model, ...(await measureLatency({ sizes, stores, pgUrl, queries, included: minilm.embedder, log })) };
+  } finally {
+    await minilm.close();
+  }
+}
+
+if (sections.includes('quality')) {
+  log('quality: /usr/share/doc');
+  const out = [];
+  for (const name of embedders as EmbedderName[]) {
+    log(` embedder ${name}`);
+    const e = await loadEmbedder(name, cacheDir, threads);
+    try {
+      out.push(
+        ...(await measureQuality({
+          embedder: e.embedder,
+          embedderName: name,
+          stores,
+          pgUrl,
+          cacheDir,
+          questionsFile: path.join(REPO, 'bench/data/rag-questions.json'),
+          log,
+        })),
+      );
+    } finally {
+      await e.close();
+    }
+  }
+  result.quality = out;
+}
+
+result.finished_at = new Date().toISOString();
+const json = `${JSON.stringify(result, null, 2)}\n`;
+if (values['no-save']) process.stdout.write(json);
+else {
+  fs.mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `${result.date as string}-rag.json`);
+  fs.writeFileSync(file, json);
+  log(`wrote ${path.relative(REPO, file)}`);
+}
+process.exit(0);

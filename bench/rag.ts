@@ -18,6 +18,8 @@ import { parseArgs } from 'node:util';
 import { EXACT_MAX_VECTORS, HNSW_PARAMS } from '../src/services/rag/vector-index.js';
 import { RRF_K } from '../src/services/rag/fusion.js';
 import { CANDIDATES } from '../src/services/rag/retrieval.js';
+import { CALIBRATION_QUERIES } from '../src/services/rag/calibration.js';
+import { COMMON_TERM_SHARE, LEXICAL_EXACT_MAX } from '../src/services/rag/lexical.js';
 import { EMBEDDERS, loadEmbedder, type EmbedderName } from './rag/embedders.js';
 import { measureLatency } from './rag/latency.js';
 import { measureQuality } from './rag/quality.js';
@@ -114,6 +116,9 @@ const result: Record<string, unknown> = {
     candidates_per_retriever: CANDIDATES,
     exact_max_vectors: EXACT_MAX_VECTORS,
     hnsw: HNSW_PARAMS,
+    lexical_exact_max: LEXICAL_EXACT_MAX,
+    common_term_share: COMMON_TERM_SHARE,
+    calibration_queries: CALIBRATION_QUERIES,
   },
 };
 

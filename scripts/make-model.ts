@@ -1,10 +1,13 @@
 /**
  * Writes a random-weight model of a named preset as a transformers.js model directory.
- *   tsx scripts/make-model.ts --preset tiny|distil|minilm --out DIR [--seed N] [--source DIR]
- * Decoder presets (tiny, distil) get a synthetic tokenizer. Encoder presets
- * (minilm) make a feature-extraction directory whose config.json and
- * tokenizer files are those of --source (default ../shared/models/<the
- * preset's model>), copied at run time, never kept in this repository.
+ *   tsx scripts/make-model.ts --preset tiny|distil|smollm2|gpt2|distilgpt2|minilm --out DIR
+ *     [--seed N] [--source DIR] [--layers N] [--std X]
+ * Decoder presets tiny and distil get a synthetic tokenizer. Hub presets
+ * (smollm2, gpt2, distilgpt2: decoders; minilm: an encoder) take the
+ * config.json and tokenizer files of --source (default ../shared/models/<the
+ * preset's model>), copied at run time, never kept in this repository;
+ * --layers builds fewer (or more) layers of the same shape, and config.json
+ * says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,12 +15,24 @@ import { bertConfigFromHf, bertParameterCount } from '../src/engine/bert-graph.j
 import { ENCODER_PRESETS, encoderPresetSource, isEncoderPreset, makeRandomEncoder } from '../src/engine/encoder-dir.js';
 import { makeRandomModel, MODEL_FILE } from '../src/engine/model-dir.js';
 import { getPreset, parameterCount, PRESETS } from '../src/engine/presets.js';
+import { HUB_DECODER_PRESETS, hubPresetSource, isHubDecoderPreset, makeHubShapedDecoder } from '../src/engine/hub-model-dir.js';
 import { parseCli } from './cli-args.js';
 
 const SHARED_MODELS = path.resolve(import.meta.dirname, '../../shared/models');
-const USAGE = `tsx scripts/make-model.ts --preset ${[...Object.keys(PRESETS), ...Object.keys(ENCODER_PRESETS)].join('|')} --out DIR [--seed N] [--source DIR (encoder presets)]`;
+const ALL_PRESETS = [...Object.keys(PRESETS), ...Object.keys(HUB_DECODER_PRESETS), ...Object.keys(ENCODER_PRESETS)];
+const USAGE =
+  `tsx scripts/make-model.ts --preset ${ALL_PRESETS.join('|')} --out DIR [--seed N] ` +
+  `[--source DIR (hub presets)] [--layers N] [--std X] (hub decoder presets)`;
 const args = parseCli(
-  { preset: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean' } },
+  {
+    preset: { type: 'string' },
+    out: { type: 'string' },
+    seed: { type: 'string' },
+    source: { type: 'string' },
+    layers: { type: 'string' },
+    std: { type: 'string' },
+    help: { type: 'boolean' },
+  },
   USAGE,
   ['preset', 'out'],
 );
@@ -28,15 +43,36 @@ try {
   const outDir = path.resolve(args.out!);
   const started = performance.now();
   let params: number;
-  if (isEncoderPreset(args.preset!)) {
+  const hubOnly = (name: string) => {
+    if (args[name as 'layers' | 'std'] !== undefined) throw new Error(`--${name} is for hub decoder presets only (${Object.keys(HUB_DECODER_PRESETS).join(', ')})`);
+  };
+  if (isHubDecoderPreset(args.preset!)) {
+    const preset = HUB_DECODER_PRESETS[args.preset];
+    if (args.layers !== undefined && !/^\d{1,3}$/.test(args.layers)) throw new Error(`--layers must be a positive integer, got "${args.layers}"`);
+    const std = args.std === undefined ? undefined : Number(args.std);
+    if (std !== undefined && !(std > 0 && std < 10)) throw new Error(`--std must be a positive number, got "${args.std}"`);
+    const built = makeHubShapedDecoder({
+      sourceDir: path.resolve(args.source ?? hubPresetSource(args.preset, SHARED_MODELS)),
+      outDir,
+      seed,
+      std,
+      layers: args.layers === undefined ? preset.layers : Number(args.layers),
+      preset: args.preset,
+    });
+    params = built.parameters;
+  } else if (isEncoderPreset(args.preset!)) {
+    hubOnly('layers');
+    hubOnly('std');
     const sourceDir = path.resolve(args.source ?? encoderPresetSource(args.preset, SHARED_MODELS));
     params = bertParameterCount(bertConfigFromHf(JSON.parse(fs.readFileSync(path.join(sourceDir, 'config.json'), 'utf8'))));
     makeRandomEncoder({ sourceDir, outDir, seed });
   } else {
     if (!Object.hasOwn(PRESETS, args.preset!)) {
-      throw new Error(`unknown preset "${args.preset}"; expected one of: ${[...Object.keys(PRESETS), ...Object.keys(ENCODER_PRESETS)].join(', ')}`);
+      throw new Error(`unknown preset "${args.preset}"; expected one of: ${ALL_PRESETS.join(', ')}`);
     }
-    if (args.source !== undefined) throw new Error('--source is for encoder presets only');
+    if (args.source !== undefined) throw new Error('--source is for hub presets only');
+    hubOnly('layers');
+    hubOnly('std');
     params = parameterCount(getPreset(args.preset!));
     await makeRandomModel({ preset: args.preset!, seed, outDir });
   }

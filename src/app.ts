@@ -42,7 +42,7 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   // Protected routes only (probes are above); GraphQL counts in its context factory.
   app.use(rateLimit(services.rateLimit));
   app.use(chatRouter(services.chat, maxBodyBytes));
-  app.use(openAiRouter(services.completions, services.host, maxBodyBytes));
+  app.use(openAiRouter(services.completions, services.host, services.embeddingHost, maxBodyBytes));
   app.use(datasetRouter(services.datasets));
   app.use(embeddingRouter(services.embeddings, maxBodyBytes));
   app.use(evaluationRouter(services.evaluations, services.batchEvals, maxBodyBytes));

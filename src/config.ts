@@ -48,6 +48,8 @@ const ConfigSchema = z.object({
     .enum(['', '0', '1', 'false', 'true'])
     .default('')
     .transform((v) => v === '1' || v === 'true'),
+  // huggingface_hub's name for a mirror of the hub (same URL layout: <endpoint>/<id>/resolve/<revision>/<file>).
+  HF_ENDPOINT: optionalString.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), { message: 'must be an http(s) URL' }),
 });
 
 export interface Config {
@@ -98,6 +100,8 @@ export interface Config {
   embeddingMaxWaiting: number;
   /** Hub models from the local cache only, never the network. */
   hubOffline: boolean;
+  /** Where hub models are downloaded from (a mirror; ends with `/`); undefined: huggingface.co. */
+  hubEndpoint: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -147,5 +151,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddingMaxWaitMs: e.EMBEDDING_MAX_WAIT_MS,
     embeddingMaxWaiting: e.EMBEDDING_MAX_WAITING,
     hubOffline: e.HF_HUB_OFFLINE,
+    hubEndpoint: e.HF_ENDPOINT === undefined ? undefined : e.HF_ENDPOINT.replace(/\/*$/, '/'),
   };
 }

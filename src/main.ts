@@ -33,6 +33,8 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   // HF_HUB_OFFLINE: every hub model (MODEL_NAME, EMBEDDING_MODEL) comes from the cache or not at all.
   if (config.hubOffline) hfEnv.allowRemoteModels = false;
+  // HF_ENDPOINT: a mirror of the hub, downloaded from exactly as from huggingface.co.
+  if (config.hubEndpoint) hfEnv.remoteHost = config.hubEndpoint;
   log.info({ config: loggableConfig(config), model_source: source, version: VERSION }, 'starting');
 
   let storage: Storage;

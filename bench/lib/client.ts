@@ -1,6 +1,8 @@
 /**
  * The load generator: closed-loop HTTP streaming clients against
- * POST /v1/chat with `stream: true`, timing every token event client-side.
+ * POST /v1/chat with `stream: true` (the contract's server-sent events), or
+ * POST /v1/chat/completions (OpenAI's `data:` chunks), timing every token
+ * event client-side.
  */
 import http from 'node:http';
 import type { Prompt } from './prompts.js';
@@ -40,7 +42,10 @@ export function streamChat(opts: {
   body: Record<string, unknown>;
   timeoutMs: number;
   gaps?: DoubleList;
+  /** `contract` (default): POST /v1/chat; `openai`: POST /v1/chat/completions. */
+  api?: StreamApi;
 }): Promise<RequestOutcome> {
+  const openai = opts.api === 'openai';
   const payload = JSON.stringify(opts.body);
   const startMs = performance.now();
   return new Promise<RequestOutcome>((resolve) => {
@@ -66,7 +71,7 @@ export function streamChat(opts: {
         host: '127.0.0.1',
         port: opts.port,
         method: 'POST',
-        path: '/v1/chat',
+        path: openai ? '/v1/chat/completions' : '/v1/chat',
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(payload),
@@ -83,7 +88,8 @@ export function streamChat(opts: {
           res.on('end', () => {
             let code = 'unknown';
             try {
-              code = String((JSON.parse(text) as { error?: { code?: string } }).error?.code ?? 'unknown');
+              const error = (JSON.parse(text) as { error?: { code?: string | null; type?: string } }).error;
+              code = String(error?.code ?? error?.type ?? 'unknown');
             } catch {
               /* not JSON */
             }
@@ -94,6 +100,39 @@ export function streamChat(opts: {
         }
         let buf = '';
         let done = false;
+        const token = (now: number) => {
+          tokenEvents++;
+          if (firstTokenAt === undefined) firstTokenAt = now;
+          else if (lastTokenAt !== undefined) opts.gaps?.push(now - lastTokenAt);
+          lastTokenAt = now;
+        };
+        // OpenAI chunks: content deltas are the token events; usage comes in a last chunk, then [DONE].
+        let usage: Record<string, unknown> | undefined;
+        const openAiBlock = (block: string, now: number) => {
+          const data = block.startsWith('data:') ? block.slice(5).trim() : '';
+          if (data === '[DONE]') {
+            done = true;
+            finish(
+              usage
+                ? { ok: true, promptTokens: num(usage['prompt_tokens']), completionTokens: num(usage['completion_tokens']) }
+                : { ok: false, error: 'incomplete' },
+            );
+            return;
+          }
+          let parsed: { choices?: Array<{ delta?: { content?: string } }>; usage?: Record<string, unknown> | null; error?: { code?: string; type?: string } };
+          try {
+            parsed = JSON.parse(data) as typeof parsed;
+          } catch {
+            return;
+          }
+          if (parsed.error) {
+            done = true;
+            finish({ ok: false, error: `sse:${parsed.error.code ?? parsed.error.type ?? 'unknown'}` });
+            return;
+          }
+          if (parsed.usage) usage = parsed.usage;
+          if (parsed.choices?.[0]?.delta?.content) token(now);
+        };
         res.on('data', (chunk: string) => {
           const now = performance.now();
           buf += chunk;
@@ -101,15 +140,16 @@ export function streamChat(opts: {
           while ((sep = buf.indexOf('\n\n')) >= 0) {
             const block = buf.slice(0, sep);
             buf = buf.slice(sep + 2);
+            if (openai) {
+              openAiBlock(block, now);
+              continue;
+            }
             // Only the event name is needed for token events; data is parsed for done/error.
             const nl = block.indexOf('\n');
             const first = nl >= 0 ? block.slice(0, nl) : block;
             const event = first.startsWith('event:') ? first.slice(6).trim() : 'message';
             if (event === 'token') {
-              tokenEvents++;
-              if (firstTokenAt === undefined) firstTokenAt = now;
-              else if (lastTokenAt !== undefined) opts.gaps?.push(now - lastTokenAt);
-              lastTokenAt = now;
+              token(now);
               continue;
             }
             const data = block
@@ -155,6 +195,32 @@ export function streamChat(opts: {
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
+/** Which streaming API a client speaks. */
+export type StreamApi = 'contract' | 'openai';
+
+/**
+ * What each request sends: `prompt` (POST /v1/chat with the prompt text, the
+ * benchmark's own profile), `messages` (POST /v1/chat with the prompt as one
+ * user message, read through the chat template), `chat-completions` (POST
+ * /v1/chat/completions with that same message). The sampling fields are the
+ * same in all three, so the same seed gives the same tokens.
+ */
+export type RequestShape = 'prompt' | 'messages' | 'chat-completions';
+
+/** The request body of `shape` for a prompt and a profile. */
+export function requestBody(shape: RequestShape, text: string, profile: SamplingProfile, seed: number): Record<string, unknown> {
+  const sampling = { temperature: profile.temperature, top_p: profile.topP, top_k: profile.topK, repetition_penalty: 1, seed, stream: true };
+  const messages = [{ role: 'user', content: text }];
+  switch (shape) {
+    case 'prompt':
+      return { prompt: text, max_new_tokens: profile.maxNewTokens, ...sampling };
+    case 'messages':
+      return { messages, max_new_tokens: profile.maxNewTokens, ...sampling };
+    case 'chat-completions':
+      return { messages, max_tokens: profile.maxNewTokens, ...sampling, stream_options: { include_usage: true } };
+  }
+}
+
 export interface LoadOptions {
   port: number;
   apiKey: string;
@@ -170,6 +236,8 @@ export interface LoadOptions {
   requestTimeoutMs: number;
   /** Called once a second with the elapsed seconds (soak sampling). */
   onSecond?: (elapsedS: number) => void;
+  /** What each request sends (default `prompt`: POST /v1/chat with the prompt text). */
+  shape?: RequestShape;
 }
 
 export interface LoadResult {
@@ -218,23 +286,18 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       if (o.requests !== undefined && next >= o.requests) return;
       const k = next++;
       const prompt = o.prompts[k % o.prompts.length]!;
+      const shape = o.shape ?? 'prompt';
       const outcome = await streamChat({
         agent,
         port: o.port,
         apiKey: o.apiKey,
         timeoutMs: o.requestTimeoutMs,
         gaps,
-        body: {
-          prompt: prompt.text,
-          max_new_tokens: o.profile.maxNewTokens,
-          temperature: o.profile.temperature,
-          top_p: o.profile.topP,
-          top_k: o.profile.topK,
-          seed: (o.seedBase + k) % 4294967296,
-          stream: true,
-        },
+        api: shape === 'chat-completions' ? 'openai' : 'contract',
+        body: requestBody(shape, prompt.text, o.profile, (o.seedBase + k) % 4294967296),
       });
-      if (outcome.ok && outcome.promptTokens !== undefined && outcome.promptTokens !== prompt.tokens) mismatches++;
+      // A conversation reads more tokens than its text (the template's framing): only plain prompts are checked.
+      if (shape === 'prompt' && outcome.ok && outcome.promptTokens !== undefined && outcome.promptTokens !== prompt.tokens) mismatches++;
       outcomes.push(outcome);
       // A server that fails at once would otherwise be hammered in a tight loop.
       if (!outcome.ok) await new Promise((r) => setTimeout(r, 10));

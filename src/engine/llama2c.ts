@@ -112,7 +112,8 @@ export function parseLlama2cCheckpoint(buf: Uint8Array): LlamaWeights {
     w2: w2[i]!,
     w3: w3[i]!,
   }));
-  return { config: c, tokenEmbedding, layers, rmsFinal, ...(wcls ? { wcls } : {}) };
+  // llama2.c rotates adjacent pairs (README: the interleaved layout).
+  return { config: c, ropeLayout: 'interleaved', tokenEmbedding, layers, rmsFinal, ...(wcls ? { wcls } : {}) };
 }
 
 /** Reads and parses a llama2.c checkpoint file. */

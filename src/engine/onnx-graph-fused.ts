@@ -16,6 +16,8 @@
  * - RoPE: `rotary_interleaved=1` (GroupQueryAttention) and `interleaved=1`
  *   (RotaryEmbedding) are llama2.c's adjacent-pair rotation, so no row
  *   permutation is needed; logits match the plain graph within ~1e-5.
+ *   Weights in Hugging Face's half-split layout (`ropeLayout`) get
+ *   `interleaved=0`, rotate_half, likewise without a permutation.
  *   GroupQueryAttention's own rotary needs head_dim % 16 == 0 ("head_size
  *   shall be a multiple of 16"); stories260K has head_dim 8, so the graph
  *   rotates q and k with RotaryEmbedding there (always, in 'external' mode).
@@ -214,6 +216,7 @@ export function buildLlamaOnnxFused(weights: LlamaWeights, options: FusedGraphOp
     mode,
     ...gqaInputs,
     rotaryInGqa,
+    interleaved: weights.ropeLayout === 'interleaved',
     positions: rotaryInGqa ? '' : positionIds(b, inputIds, pastLen),
     cos: b.float('rope.cos_cache', [c.maxSeqLen, headDim / 2], cos),
     sin: b.float('rope.sin_cache', [c.maxSeqLen, headDim / 2], sin),
@@ -265,6 +268,8 @@ interface AttnContext {
   totalLen: string; // gqa only
   positions: string; // int64 [batch, seq] for the RotaryEmbedding op ('' when GroupQueryAttention rotates)
   rotaryInGqa: boolean;
+  /** The weights' RoPE layout is llama2.c's adjacent pairs (else Hugging Face's halves). */
+  interleaved: boolean;
   cos: string; // [maxSeqLen, headDim/2]
   sin: string;
   pastBias: string; // external: [batch, 1, 1, (1,) capacity], 0 for cached positions, MASK_VALUE beyond
@@ -320,7 +325,7 @@ function externalMasks(
 }
 
 function rotary(b: GraphBuilder, x: string, ctx: AttnContext, heads: number): string {
-  return b.opN('RotaryEmbedding', [x, ctx.positions, ctx.cos, ctx.sin], 1, { interleaved: attrInt(1), num_heads: attrInt(heads) }, undefined, MS)[0]!;
+  return b.opN('RotaryEmbedding', [x, ctx.positions, ctx.cos, ctx.sin], 1, { interleaved: attrInt(ctx.interleaved ? 1 : 0), num_heads: attrInt(heads) }, undefined, MS)[0]!;
 }
 
 /** q, k, v projections `[batch, seq, *]`, packed into one MatMul output when `packed`. */
@@ -393,7 +398,7 @@ function gqaAttention(
       num_heads: attrInt(c.nHeads),
       kv_num_heads: attrInt(c.nKvHeads),
       scale: attrFloat(1 / Math.sqrt(headDim)),
-      ...(ctx.rotaryInGqa ? { do_rotary: attrInt(1), rotary_interleaved: attrInt(1) } : {}),
+      ...(ctx.rotaryInGqa ? { do_rotary: attrInt(1), rotary_interleaved: attrInt(ctx.interleaved ? 1 : 0) } : {}),
     },
     [undefined, presentKeyName(index), presentValueName(index)],
     MS,

@@ -27,12 +27,21 @@ export interface LlamaLayerWeights {
 }
 
 /**
- * All weights of a Llama decoder in llama2.c layout. `wq`/`wk` rows use
- * llama2.c's interleaved RoPE convention (pairs `(2i, 2i+1)` within a head).
+ * Which pairs of a head's `wq`/`wk` output rows RoPE rotates together:
+ * `interleaved` (llama2.c, Meta's original checkpoints): `(2i, 2i+1)`;
+ * `half-split` (Hugging Face's rotate_half, `rope_interleaved: false`):
+ * `(i, i + headDim/2)`. The graphs take either as it is stored.
+ */
+export type RopeLayout = 'interleaved' | 'half-split';
+
+/**
+ * All weights of a Llama decoder, each matrix row-major `[out, in]`.
+ * `ropeLayout` says how the rows of `wq`/`wk` pair up for RoPE.
  * `wcls` is absent when the classifier is tied to the token embedding.
  */
 export interface LlamaWeights {
   config: LlamaConfig;
+  ropeLayout: RopeLayout;
   tokenEmbedding: Float32Array; // [vocab, dim]
   layers: LlamaLayerWeights[];
   rmsFinal: Float32Array; // [dim]
@@ -54,6 +63,7 @@ export const LAST_HIDDEN_STATE = 'last_hidden_state';
 export function validateLlamaWeights(w: LlamaWeights): void {
   const c = w.config;
   const headDim = c.dim / c.nHeads;
+  if (w.ropeLayout !== 'interleaved' && w.ropeLayout !== 'half-split') throw new Error(`unknown RoPE layout ${String(w.ropeLayout)}`);
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`dim ${c.dim} / heads ${c.nHeads} must be an even integer`);
   if (c.nHeads % c.nKvHeads !== 0) throw new Error(`heads ${c.nHeads} must be a multiple of kv heads ${c.nKvHeads}`);
   if (w.layers.length !== c.nLayers) throw new Error(`expected ${c.nLayers} layers, got ${w.layers.length}`);
@@ -192,7 +202,7 @@ export function buildLlamaOnnx(weights: LlamaWeights): Uint8Array {
 
   let x = b.op('Gather', [embedding, inputIds], { axis: attrInt(0) });
   weights.layers.forEach((layer, i) => {
-    x = decoderLayer(b, c, layer, i, x, past[i]!, attnBias, rope);
+    x = decoderLayer(b, c, weights.ropeLayout, layer, i, x, past[i]!, attnBias, rope);
   });
   const normed = b.op('Identity', [rmsNorm(b, x, b.float('model.norm.weight', [c.dim], weights.rmsFinal), c.normEps)], {}, LAST_HIDDEN_STATE);
 
@@ -219,7 +229,7 @@ export function buildLlamaOnnx(weights: LlamaWeights): Uint8Array {
  * total]` for grouped-query layout): key j is visible to query i iff
  * attention_mask[b, j] == 1 and j <= past + i.
  */
-function buildAttentionBias(b: GraphBuilder, inputIds: string, attentionMask: string, grouped: boolean): string {
+export function buildAttentionBias(b: GraphBuilder, inputIds: string, attentionMask: string, grouped: boolean): string {
   const seqLen = b.op('Gather', [b.op('Shape', [inputIds]), b.int64([1], [])], { axis: attrInt(0) });
   const totalLen = b.op('Gather', [b.op('Shape', [attentionMask]), b.int64([1], [])], { axis: attrInt(0) });
   const pastLen = b.op('Sub', [totalLen, seqLen]);
@@ -268,6 +278,7 @@ function rmsNorm(b: GraphBuilder, x: string, weight: string, eps: number): strin
 function decoderLayer(
   b: GraphBuilder,
   c: LlamaConfig,
+  ropeLayout: RopeLayout,
   w: LlamaLayerWeights,
   index: number,
   x: string,
@@ -280,11 +291,10 @@ function decoderLayer(
   const group = c.nHeads / c.nKvHeads;
   const p = `model.layers.${index}`;
 
-  // One MatMul for q, k and v: fewer, larger GEMMs are faster on CPU.
-  const wqkv = stackTransposed(
-    [permuteRopeRows(w.wq, c.nHeads, headDim, c.dim), permuteRopeRows(w.wk, c.nKvHeads, headDim, c.dim), w.wv],
-    c.dim,
-  );
+  // One MatMul for q, k and v: fewer, larger GEMMs are faster on CPU. This
+  // graph rotates halves, so interleaved q/k rows are permuted into that layout.
+  const halves = (m: Float32Array, heads: number) => (ropeLayout === 'interleaved' ? permuteRopeRows(m, heads, headDim, c.dim) : m);
+  const wqkv = stackTransposed([halves(w.wq, c.nHeads), halves(w.wk, c.nKvHeads), w.wv], c.dim);
   const h = rmsNorm(b, x, b.float(`${p}.input_layernorm.weight`, [c.dim], w.rmsAtt), c.normEps);
   const qkv = b.op('MatMul', [h, b.float(`${p}.self_attn.qkv_proj.weight_t`, [c.dim, c.dim + 2 * kvDim], wqkv)]);
   const [q, k, v] = b.opN('Split', [qkv, b.int64([c.dim, kvDim, kvDim])], 3, { axis: attrInt(2) });

@@ -4,25 +4,27 @@ import express, { Router, type Request, type Response } from 'express';
 import { notFound } from '../errors.js';
 import { asyncHandler } from '../rest/middleware.js';
 import type { CompletionEvent, CompletionResult, CompletionService, NamedLogprob } from '../services/completions.js';
+import type { EmbeddingHost } from '../services/embeddings/host.js';
 import type { ModelHost } from '../services/model-host.js';
+import { listModels, type ServedModel } from '../services/models.js';
 import { parseInput } from '../services/validation.js';
 import { ChatCompletionSchema, CompletionSchema, type ChatCompletionRequest, type CompletionRequestBody } from './schemas.js';
 
 /**
  * The OpenAI-compatible surface (contract section 8): chat completions,
- * legacy completions and models, in OpenAI's shapes field for field, over
+ * legacy completions and models (the chat model, then the embedding model
+ * POST /v1/embeddings serves), in OpenAI's shapes field for field, over
  * the same completion service, engine, limits, cache and metrics as the
  * contract's routes. Errors on these paths are shaped by rest/middleware's
  * errorHandler in OpenAI's form (openai/errors.ts).
  */
 
-const OWNER = 'inference-server';
 const id = (prefix: string) => `${prefix}-${randomBytes(12).toString('hex')}`;
 const now = () => Math.floor(Date.now() / 1000);
 
 /**
- * The model names a request may use: the served model's name, its
- * directory's name, and `default`; anything else is 404 model_not_found.
+ * The model names a request may use: the served model's name, its hub id or
+ * its directory's name, and `default`; anything else is 404 model_not_found.
  */
 function checkModel(host: ModelHost, requested: string | undefined): void {
   if (requested === undefined || requested === '' || acceptedNames(host).has(requested)) return;
@@ -32,7 +34,11 @@ function checkModel(host: ModelHost, requested: string | undefined): void {
 function acceptedNames(host: ModelHost): Set<string> {
   const names = new Set([host.modelName, 'default']);
   const source = host.engine?.info.source;
-  if (source) names.add(path.basename(source));
+  if (source) {
+    // A hub model's source is its id (HuggingFaceTB/SmolLM2-135M-Instruct), what OpenAI-style clients send as is.
+    if (!path.isAbsolute(source)) names.add(source);
+    names.add(path.basename(source));
+  }
   return names;
 }
 
@@ -93,7 +99,7 @@ class OpenAiStream {
 
 const fingerprint = (host: ModelHost) => `fp_${host.engine?.info.fingerprint ?? 'loading'}`;
 
-export function openAiRouter(completions: CompletionService, host: ModelHost, maxBodyBytes: number): Router {
+export function openAiRouter(completions: CompletionService, host: ModelHost, embeddings: EmbeddingHost, maxBodyBytes: number): Router {
   const router = Router();
   const json = express.json({ limit: maxBodyBytes, type: () => true });
 
@@ -199,24 +205,29 @@ export function openAiRouter(completions: CompletionService, host: ModelHost, ma
     }),
   );
 
-  const modelJson = () => ({
-    id: host.modelName,
+  // OpenAI's Model object; context_window (and an embedding model's dimensions) are extras, as vLLM adds max_model_len.
+  const modelJson = (m: ServedModel) => ({
+    id: m.id,
     object: 'model',
-    created: Math.floor((host.readyAt ?? Date.now()) / 1000),
-    owned_by: OWNER,
-    context_window: host.engine?.info.contextWindow ?? null,
+    created: m.created ?? now(),
+    owned_by: m.ownedBy,
+    context_window: m.contextWindow,
+    ...(m.kind === 'embedding' ? { dimensions: m.dimensions } : {}),
   });
   router.get('/v1/models', (_req: Request, res: Response) => {
-    res.json({ object: 'list', data: [modelJson()] });
+    res.json({ object: 'list', data: listModels(host, embeddings).map(modelJson) });
   });
   router.get(
     '/v1/models/:id',
     asyncHandler(async (req, res) => {
       const requested = String(req.params.id);
-      if (!acceptedNames(host).has(requested)) {
-        throw notFound(`The model \`${requested}\` does not exist`, { field: 'model', model: requested });
-      }
-      res.json(modelJson());
+      const listed = listModels(host, embeddings);
+      const chat = listed[0]!;
+      const embedding = listed.find((m) => m.kind === 'embedding');
+      // The chat model first: names both answer to (`default`, the decoder's own name) are the chat model's.
+      if (acceptedNames(host).has(requested)) res.json(modelJson(chat));
+      else if (embedding && embeddings.answersTo(requested)) res.json(modelJson(embedding));
+      else throw notFound(`The model \`${requested}\` does not exist`, { field: 'model', model: requested });
     }),
   );
   return router;

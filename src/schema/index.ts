@@ -1,5 +1,6 @@
 import { builder } from './builder.js';
 import './health.js';
+import './models.js';
 import './chat.js';
 import './datasets.js';
 import './evaluations.js';

@@ -169,13 +169,14 @@ CREATE INDEX rag_chunks_index_idx ON rag_chunks (index_id);
 CREATE INDEX rag_chunks_doc_idx ON rag_chunks (index_id, doc_idx);
 
 -- The lexical index: contentless (the text lives in rag_chunks once), rows named by rag_chunks.key.
--- index_key holds the index id so one MATCH selects an index's rows through the FTS index itself;
--- bm25() weighs that column 0. Porter stemming over unicode61 words, diacritics folded.
+-- index_key holds the index id as one token (its underscores dropped: a single term is matched from
+-- the doclist alone, where a phrase needs positions), so one MATCH selects an index's rows through the
+-- FTS index itself; bm25() weighs that column 0. Porter stemming over unicode61 words, diacritics folded.
 CREATE VIRTUAL TABLE rag_chunks_fts USING fts5(
   index_key, text, content = '', contentless_delete = 1, tokenize = 'porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER rag_chunks_fts_insert AFTER INSERT ON rag_chunks BEGIN
-  INSERT INTO rag_chunks_fts (rowid, index_key, text) VALUES (new.key, new.index_id, new.text);
+  INSERT INTO rag_chunks_fts (rowid, index_key, text) VALUES (new.key, replace(new.index_id, '_', ''), new.text);
 END;
 -- Also on cascaded deletes (an index or dataset deleted).
 CREATE TRIGGER rag_chunks_fts_delete AFTER DELETE ON rag_chunks BEGIN
@@ -183,7 +184,7 @@ CREATE TRIGGER rag_chunks_fts_delete AFTER DELETE ON rag_chunks BEGIN
 END;
 CREATE TRIGGER rag_chunks_fts_update AFTER UPDATE OF index_id, text ON rag_chunks BEGIN
   DELETE FROM rag_chunks_fts WHERE rowid = old.key;
-  INSERT INTO rag_chunks_fts (rowid, index_key, text) VALUES (new.key, new.index_id, new.text);
+  INSERT INTO rag_chunks_fts (rowid, index_key, text) VALUES (new.key, replace(new.index_id, '_', ''), new.text);
 END;
 `,
   },
@@ -331,6 +332,11 @@ CREATE TABLE rag_chunks (
 CREATE INDEX rag_chunks_index_idx ON rag_chunks (index_id, key);
 CREATE INDEX rag_chunks_doc_idx ON rag_chunks (index_id, doc_idx);
 CREATE INDEX rag_chunks_tsv_idx ON rag_chunks USING gin (tsv);
+-- Lexical search reads each matching row's tsvector: the text and the vector live out of line
+-- (TOAST) so that the rows it reads stay narrow; the tsvector stays in the row, compressed.
+ALTER TABLE rag_chunks ALTER COLUMN text SET STORAGE EXTERNAL, ALTER COLUMN vector SET STORAGE EXTERNAL,
+  ALTER COLUMN tsv SET STORAGE MAIN;
+ALTER TABLE rag_chunks SET (toast_tuple_target = 256);
 
 -- Each index's frequent lexemes (in at least 1% of its chunks), with the number of chunks
 -- holding them: lexical search on a large index skips chunks holding only common ones.

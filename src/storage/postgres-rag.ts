@@ -225,15 +225,17 @@ export function postgresRagRepository(pool: pg.Pool, t: RagTables, rows: RowMapp
       // Chunks are found by `match` and ranked by the whole query: the same unless pruned.
       let match = query;
       if (opts?.commonDocs !== undefined && terms.length > 1) {
-        const { rows: kinds } = await pool.query<{ term: string; common: boolean }>(
-          `SELECT u.term, coalesce(bool_or(l.ndoc > $3), false) AS common
+        const { rows: kinds } = await pool.query<{ term: string; ndoc: number }>(
+          `SELECT u.term, coalesce(max(l.ndoc), 0) AS ndoc
            FROM unnest($2::text[]) AS u(term)
            CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', u.term))) AS x(lexeme)
            LEFT JOIN ${t.lexemes} AS l ON l.index_id = $1 AND l.lexeme = x.lexeme
            GROUP BY u.term`,
-          [indexId, terms, opts.commonDocs],
+          [indexId, terms],
         );
-        const rare = kinds.filter((k) => !k.common).map((k) => k.term);
+        let rare = kinds.filter((k) => k.ndoc <= opts.commonDocs!).map((k) => k.term);
+        // Every term is common: the least common one counts as rare.
+        if (rare.length === 0 && kinds.length > 0) rare = [kinds.reduce((a, b) => (b.ndoc < a.ndoc ? b : a)).term];
         if (rare.length > 0 && rare.length < kinds.length) match = tsQuery(rare);
       }
       const f = filterParam(filter);

@@ -31,8 +31,11 @@ const any = (terms: readonly string[]) => `(${terms.map(quote).join(' OR ')})`;
  * client sends is read as FTS5 syntax (operators, column filters, NEAR, `*`).
  */
 export function ftsQuery(indexId: string, terms: readonly string[]): string {
-  return `index_key : ${quote(indexId)} AND ${any(terms)}`;
+  return `${indexMatch(indexId)} AND ${any(terms)}`;
 }
+
+/** The index's rows: its id as the one token the insert trigger writes (migrations.ts). */
+const indexMatch = (indexId: string) => `index_key : ${quote(indexId.replaceAll('_', ''))}`;
 
 /**
  * The pruned search as two FTS5 queries whose results together are the
@@ -42,7 +45,7 @@ export function ftsQuery(indexId: string, terms: readonly string[]): string {
  * nothing) and the two lists merge by score.
  */
 export function ftsPrunedQueries(indexId: string, rare: readonly string[], common: readonly string[]): string[] {
-  const index = `index_key : ${quote(indexId)}`;
+  const index = indexMatch(indexId);
   return [`${index} AND ${any(rare)} AND ${any(common)}`, `${index} AND (${any(rare)} NOT ${any(common)})`];
 }
 
@@ -253,7 +256,13 @@ export function sqliteRagRepository(db: BetterSqlite3.Database, rows: RowMappers
       let queries = [ftsQuery(indexId, terms)];
       if (opts?.commonDocs !== undefined && terms.length > 1) {
         const cap = opts.commonDocs;
-        const common = terms.filter((t) => (countCapped.get(ftsQuery(indexId, [t]), cap + 1) as number) > cap);
+        let common = terms.filter((t) => (countCapped.get(ftsQuery(indexId, [t]), cap + 1) as number) > cap);
+        if (common.length === terms.length) {
+          // Every term is common: the least common one counts as rare (counted in full, which is rare too).
+          const counts = terms.map((t) => countCapped.get(ftsQuery(indexId, [t]), Number.MAX_SAFE_INTEGER) as number);
+          const rarest = terms[counts.indexOf(Math.min(...counts))]!;
+          common = terms.filter((t) => t !== rarest);
+        }
         const rare = terms.filter((t) => !common.includes(t));
         if (common.length > 0 && rare.length > 0) queries = ftsPrunedQueries(indexId, rare, common);
       }

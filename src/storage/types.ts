@@ -351,9 +351,9 @@ export interface RagRepository {
    * SQLite ranks with FTS5's bm25(), PostgreSQL with ts_rank() (length-normalised).
    *
    * With `commonDocs`, terms found in more than that many of the index's
-   * chunks are common: chunks holding only common terms are not considered
-   * (unless every term is common), while every term still counts in the
-   * scores of the chunks that are. This is MaxScore's idea without its
+   * chunks are common (when every term is, all but the least common one):
+   * chunks holding only common terms are not considered, while every term
+   * still counts in the scores of the chunks that are. This is MaxScore's idea without its
    * bound: ranking every chunk that holds a frequent word is what makes
    * any-word queries slow on large indexes, and those chunks rarely rank.
    */

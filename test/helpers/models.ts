@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { cachedRandomEncoder } from '../../src/engine/encoder-dir.js';
+import { cachedHubShapedDecoder } from '../../src/engine/hub-model-dir.js';
 import { MODEL_CACHE, REPO, STORIES } from './server.js';
 
 /** The stories260K llama2.c checkpoint and its tokenizer (../shared/models/README.md). */
@@ -57,4 +58,26 @@ export const TEST_ENCODER = { seed: 7, std: 0.05 } as const;
  */
 export function testEncoderDir(): string {
   return cachedRandomEncoder({ sourceDir: MINILM_SOURCE, cacheRoot: path.join(MODEL_CACHE, 'encoders'), ...TEST_ENCODER });
+}
+
+/** Hub decoders without weights (../shared/models/README.md): real config.json, tokenizer and chat template. */
+export const SMOLLM2_SOURCE = path.resolve(REPO, '../shared/models/SmolLM2-135M-Instruct');
+export const GPT2_SOURCE = path.resolve(REPO, '../shared/models/gpt2');
+export const QWEN25_SOURCE = path.resolve(REPO, '../shared/models/Qwen2.5-0.5B-Instruct');
+export const smollm2Files = needFiles(path.join(SMOLLM2_SOURCE, 'config.json'), path.join(SMOLLM2_SOURCE, 'tokenizer.json'));
+export const gpt2Files = needFiles(path.join(GPT2_SOURCE, 'config.json'), path.join(GPT2_SOURCE, 'tokenizer.json'));
+
+/**
+ * Seed, init scale and depth of the tests' hub-shaped random decoders. Two
+ * layers of the real shape keep them quick to build and run; std 0.2 (not
+ * the configs' initializer_range) makes varied text with clear winners:
+ * the top two next-token log-probabilities stay >= 1e-2 apart on the
+ * parity prompts, far above the ~1e-5 the fused and plain graphs differ by,
+ * where 0.02 gives a few repeated tokens and gaps down to 1e-3.
+ */
+export const TEST_HUB_DECODER = { seed: 1, std: 0.2, layers: 2 } as const;
+
+/** A random decoder with SmolLM2-135M-Instruct's or GPT-2's exact layer shape and tokenizer, built once per test cache. */
+export function testHubDecoderDir(source: string, opts: { fused?: boolean } = {}): string {
+  return cachedHubShapedDecoder({ sourceDir: source, cacheRoot: path.join(MODEL_CACHE, 'hub-shaped'), ...TEST_HUB_DECODER, ...opts });
 }

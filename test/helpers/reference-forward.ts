@@ -18,8 +18,8 @@ function rmsnorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
 }
 
 /**
- * llama2.c run.c's forward pass, transcribed (interleaved RoPE, per-head
- * loops, float64): an independent reference for the ONNX graph. Returns the
+ * llama2.c run.c's forward pass, transcribed (per-head loops, float64; RoPE
+ * on adjacent pairs, or on half-split pairs for `ropeLayout: 'half-split'`): an independent reference for the ONNX graph. Returns the
  * logits of every position of one unpadded sequence.
  */
 export function referenceForward(w: LlamaWeights, tokens: number[]): Float64Array[] {
@@ -37,16 +37,20 @@ export function referenceForward(w: LlamaWeights, tokens: number[]): Float64Arra
       const q = matvec(l.wq, xb, c.dim, c.dim);
       const k = matvec(l.wk, xb, kvDim, c.dim);
       const v = matvec(l.wv, xb, kvDim, c.dim);
+      // Pair j of a head rotates by pos * theta^(-2j/hs): llama2.c pairs rows (2j, 2j+1), Hugging Face (j, j + hs/2).
       for (let i = 0; i < c.dim; i += 2) {
-        const freq = 1 / Math.pow(c.ropeTheta, (i % hs) / hs);
+        const head = Math.floor(i / hs);
+        const j = (i % hs) / 2;
+        const freq = 1 / Math.pow(c.ropeTheta, (2 * j) / hs);
         const val = pos * freq;
         const fcr = Math.cos(val);
         const fci = Math.sin(val);
+        const [a, b] = w.ropeLayout === 'interleaved' ? [i, i + 1] : [head * hs + j, head * hs + j + hs / 2];
         for (const vec of i < kvDim ? [q, k] : [q]) {
-          const v0 = vec[i]!;
-          const v1 = vec[i + 1]!;
-          vec[i] = v0 * fcr - v1 * fci;
-          vec[i + 1] = v0 * fci + v1 * fcr;
+          const v0 = vec[a]!;
+          const v1 = vec[b]!;
+          vec[a] = v0 * fcr - v1 * fci;
+          vec[b] = v0 * fci + v1 * fcr;
         }
       }
       keys[li]!.push(k);

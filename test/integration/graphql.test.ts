@@ -75,6 +75,24 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('GraphQL with stories2
     expect(json.extensions.request_id).toBeTruthy();
   });
 
+  it('models lists the chat model, then the embedding model once loaded, as GET /v1/models does', async () => {
+    const deadline = Date.now() + 60_000;
+    while ((await gql(server.url, '{ model { embedding { state } } }')).json.data.model.embedding.state === 'LOADING' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const { json } = await gql(server.url, '{ models { id kind created ownedBy contextWindow dimensions } }');
+    expect(json.errors).toBeUndefined();
+    const rest = await fetch(`${server.url}/v1/models`, { headers: authHeaders }).then((r) => r.json() as Promise<{ data: Array<Record<string, unknown>> }>);
+    // Without an encoder here, the embedding model is the decoder itself, mean-pooled.
+    expect(json.data.models).toEqual([
+      { id: 'stories260K', kind: 'CHAT', created: expect.any(Number), ownedBy: 'inference-server', contextWindow: 512, dimensions: null },
+      { id: 'stories260K:mean-pool', kind: 'EMBEDDING', created: expect.any(Number), ownedBy: 'inference-server', contextWindow: 512, dimensions: 64 },
+    ]);
+    expect(rest.data.map((m) => [m.id, m.created, m.owned_by, m.context_window])).toEqual(
+      json.data.models.map((m: Record<string, unknown>) => [m.id, m.created, m.ownedBy, m.contextWindow]),
+    );
+  });
+
   it('needs the key: 401 with extensions.code unauthorized', async () => {
     const r = await gql(server.url, '{ health { status } }', undefined, { 'content-type': 'application/json' });
     expect(r.status).toBe(401);

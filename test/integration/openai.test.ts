@@ -118,6 +118,55 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('OpenAI-compatible API
     expect((e as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
   });
 
+  it('embeddings.create: the embedding model /v1/models lists second; base64 (the SDK default) and float agree', async () => {
+    const deadline = Date.now() + 60_000;
+    let listed = (await client.models.list()).data;
+    while (listed.length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      listed = (await client.models.list()).data;
+    }
+    // No encoder on this machine: the decoder's final hidden states, mean-pooled.
+    expect(listed.map((m) => m.id)).toEqual(['stories260K', 'stories260K:mean-pool']);
+    expect(listed[1]).toMatchObject({ object: 'model', owned_by: 'inference-server', dimensions: 64, context_window: 512 });
+    expect(await client.models.retrieve('stories260K:mean-pool')).toMatchObject({ id: 'stories260K:mean-pool', dimensions: 64 });
+    const input = ['Once upon a time', 'Lily had a red ball.'];
+    const r = await client.embeddings.create({ model: 'stories260K:mean-pool', input });
+    expect(r.object).toBe('list');
+    expect(r.model).toBe('stories260K:mean-pool');
+    expect(r.data.map((d) => [d.object, d.index, d.embedding.length])).toEqual([
+      ['embedding', 0, 64],
+      ['embedding', 1, 64],
+    ]);
+    expect(r.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(r.usage.total_tokens).toBe(r.usage.prompt_tokens);
+    const floats = await client.embeddings.create({ model: 'stories260K:mean-pool', input, encoding_format: 'float' });
+    expect(floats.data.map((d) => d.embedding)).toEqual(r.data.map((d) => d.embedding));
+    const e = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it('the response cache answers a repeated greedy request (cache_hits, cache_hit in the request log); metrics and logs name route templates', async () => {
+    const body = { model: 'stories260K', messages: [{ role: 'user' as const, content: 'A cached question about a cat' }], max_tokens: 12, temperature: 0 };
+    const metrics = async () => (await fetch(`${server.url}/v1/metrics`, { headers: authHeaders })).json() as Promise<any>;
+    const before = (await metrics()).cache;
+    const first = await client.chat.completions.create(body).withResponse();
+    const second = await client.chat.completions.create(body).withResponse();
+    expect(second.data.choices).toEqual(first.data.choices);
+    expect(second.data.usage).toEqual(first.data.usage);
+    const m = await metrics();
+    expect(m.cache.hits - before.hits).toBe(1);
+    expect(m.cache.misses - before.misses).toBe(1);
+    const logged = (id: string | null) =>
+      server.logs.map((l) => { try { return JSON.parse(l); } catch { return undefined; } }).find((l) => l?.msg === 'request' && l.request_id === id);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(logged(first.response.headers.get('x-request-id'))).toMatchObject({ route: '/v1/chat/completions', status: 200, cache_hit: false });
+    expect(logged(second.response.headers.get('x-request-id'))).toMatchObject({ route: '/v1/chat/completions', status: 200, cache_hit: true });
+    // Route templates, never raw paths: GET /v1/models/stories260K counts under /v1/models/:id.
+    const routes = (m.requests.routes as Array<{ route: string; method: string; total: number }>).map((r) => `${r.method} ${r.route}`);
+    for (const r of ['POST /v1/chat/completions', 'POST /v1/completions', 'GET /v1/models', 'GET /v1/models/:id', 'POST /v1/embeddings']) expect(routes).toContain(r);
+    expect(routes.some((r) => r.includes('stories260K'))).toBe(false);
+  });
+
   it('errors come in OpenAI shape with the classes the SDK raises', async () => {
     const bad = await client.chat.completions.create({ model: 'stories260K', messages: [] }).catch((x: unknown) => x);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);

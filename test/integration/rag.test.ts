@@ -37,14 +37,17 @@ describe.skipIf(!hasStories)('RAG indexes and retrieval', () => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await get(`/v1/rag/indexes/${indexId}`);
+      if (r.status !== 200) throw new Error(`GET index ${indexId}: ${r.status} ${JSON.stringify(r.json)}`);
       if (r.json.status !== 'processing') return r.json;
       if (Date.now() > deadline) throw new Error(`index ${indexId} still processing: ${JSON.stringify(r.json)}`);
       await new Promise((res) => setTimeout(res, 100));
     }
   };
 
+  // Builds are polled every 100 ms: no per-key rate limit here.
+  const env = { DATA_DIR: dataDir, RATE_LIMIT_PER_MINUTE: '0' };
   beforeAll(async () => {
-    server = await startServer({ DATA_DIR: dataDir });
+    server = await startServer(env);
   });
   afterAll(async () => {
     await server?.stop();
@@ -239,7 +242,7 @@ describe.skipIf(!hasStories)('RAG indexes and retrieval', () => {
     }
     const before = (await get(`/v1/rag/indexes/${id}`)).json;
     await server.stop();
-    server = await startServer({ DATA_DIR: dataDir });
+    server = await startServer(env);
     // 400 documents of 12 paragraphs take seconds to embed: the restart lands mid-build.
     expect(before).toMatchObject({ status: 'processing' });
     expect(before.progress.completed).toBeLessThan(400);

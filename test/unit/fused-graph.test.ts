@@ -67,6 +67,19 @@ describe('buildLlamaOnnxFused (tiny preset)', () => {
     expect(out[newValueName(1)]!.dims).toEqual([1, config.nKvHeads, tokens.length, headDim]);
   });
 
+  it("half-split RoPE weights (Hugging Face's layout): external and gqa attention match the transcription rotating halves", async () => {
+    const halfSplit: LlamaWeights = { ...weights, ropeLayout: 'half-split' };
+    const tokens = [1, 17, 300, 42, 42, 511, 5, 99, 250, 3];
+    const ref = referenceForward(halfSplit, tokens).at(-1)!;
+    const empty = Array.from({ length: 2 * config.nLayers }, () => new Float32Array(config.nKvHeads * headDim));
+    const out = await runExternal(await ort.InferenceSession.create(buildLlamaOnnxFused(halfSplit)), config, [tokens], [0], empty, 1);
+    expect(maxAbsDiff(out.logits!.data as Float32Array, ref)).toBeLessThan(TOL);
+    for (const opts of [{ attention: 'gqa' }, { attention: 'gqa', rotaryInAttention: false }] satisfies FusedGraphOptions[]) {
+      const h = new GqaHarness(await ort.InferenceSession.create(buildLlamaOnnxFused(halfSplit, opts)), config, 1);
+      expect(maxAbsDiff(await h.run(0, [tokens], [tokens.length - 1], tokens.length), ref), JSON.stringify(opts)).toBeLessThan(TOL);
+    }
+  });
+
   const prompts = [
     [1, 5, 9, 200, 3, 77, 8],
     [1, 300, 4],

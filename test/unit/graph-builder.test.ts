@@ -92,6 +92,18 @@ describe('buildLlamaOnnx (tiny preset)', () => {
     tokens.forEach((_, t) => expect(maxAbsDiff(logitsAt(logits, tokens.length, config.vocabSize, 0, t), ref[t]!)).toBeLessThan(TOL));
   });
 
+  it("half-split RoPE weights (Hugging Face's layout) are used as stored and match the transcription rotating halves", async () => {
+    const halfSplit: LlamaWeights = { ...weights, ropeLayout: 'half-split' };
+    const tokens = [1, 17, 300, 42, 42, 511, 5, 99, 250, 3];
+    const ref = referenceForward(halfSplit, tokens);
+    const s = await sessionFor(halfSplit);
+    const { logits } = await runStep(s, config, [tokens], [tokens.map(() => 1)], [tokens.map((_, i) => i)], emptyPast(config, 1));
+    tokens.forEach((_, t) => expect(maxAbsDiff(logitsAt(logits, tokens.length, config.vocabSize, 0, t), ref[t]!)).toBeLessThan(TOL));
+    // The same rows read with the other layout are a different model: the label matters.
+    const other = await runStep(session, config, [tokens], [tokens.map(() => 1)], [tokens.map((_, i) => i)], emptyPast(config, 1));
+    expect(maxAbsDiff(other.logits, logits)).toBeGreaterThan(100 * TOL);
+  });
+
   it('gives a left-padded row the same logits as the sequence run alone (batch 3)', async () => {
     const seqs = [
       [1, 5, 9, 200, 3, 77, 8],

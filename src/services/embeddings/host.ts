@@ -30,6 +30,8 @@ export class EmbeddingHost {
   private reasonValue: string | undefined;
   private aliasSet = new Set<string>();
   private loadSecondsValue: number | undefined;
+  /** When the model became ready (epoch ms). */
+  readyAt: number | undefined;
   private readonly settled: Promise<BatchingEmbedder>;
   private settle!: { resolve(e: BatchingEmbedder): void; reject(err: unknown): void };
 
@@ -53,6 +55,7 @@ export class EmbeddingHost {
     // `default`, as the OpenAI-compatible routes take it for the served model.
     this.aliasSet = new Set([embedder.info.model, 'default', ...aliases]);
     this.loadSecondsValue = loadSeconds;
+    this.readyAt = Date.now();
     this.stateValue = 'ready';
     this.settle.resolve(embedder);
   }

@@ -480,7 +480,7 @@ async function main(): Promise<void> {
   };
   if (o.save) {
     fs.mkdirSync(o.outDir, { recursive: true });
-    const file = path.join(o.outDir, `${date}-openai-${o.models.join("-")}.json`);
+    const file = path.join(o.outDir, `${date}-openai-${o.models.join("-")}-c${o.concurrency.join("_")}.json`);
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(out, null, 2) + '\n');
     fs.renameSync(`${file}.tmp`, file);
     log(`wrote ${path.relative(REPO, file)}`);

@@ -46,7 +46,7 @@ export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
   app.use(datasetRouter(services.datasets));
   app.use(embeddingRouter(services.embeddings, maxBodyBytes));
   app.use(evaluationRouter(services.evaluations, services.batchEvals, maxBodyBytes));
-  app.use(ragRouter(services.rag, maxBodyBytes));
+  app.use(ragRouter(services.rag, services.ragAnswers, maxBodyBytes));
   app.use(metricsRouter(services.metrics));
 
   app.use(notFoundHandler);

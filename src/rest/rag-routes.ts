@@ -3,9 +3,11 @@ import type { RagIndex } from '../storage/types.js';
 import { progressOf } from '../services/rag/errors.js';
 import type { RetrievedChunk } from '../services/rag/retrieval.js';
 import type { RagSearchResult, RagService } from '../services/rag/service.js';
-import { BuildRagIndexSchema, RagIndexListSchema, RagSearchSchema } from '../services/rag-schema.js';
+import type { RagAnswer, RagAnswerService } from '../services/rag/answers.js';
+import { BuildRagIndexSchema, RagIndexListSchema, RagQuerySchema, RagSearchSchema } from '../services/rag-schema.js';
 import { parseInput } from '../services/validation.js';
 import { asyncHandler } from './middleware.js';
+import { SseWriter } from './sse.js';
 
 const ms = (v: number) => Math.round(v * 100) / 100;
 
@@ -60,10 +62,57 @@ export const ragRetrievalJson = (r: RagSearchResult) => ({
   dense_method: r.denseMethod,
 });
 
-/** RAG indexes and retrieval (contract section 3's additions; POST /v1/rag itself comes with answers). */
-export function ragRouter(rag: RagService, maxBodyBytes: number): Router {
+/** POST /v1/rag's answer (contract section 3, with this server's additions). */
+export const ragAnswerJson = (a: RagAnswer) => ({
+  answer: a.answer,
+  citations: a.citations.map((c) => ({ ...ragHitJson(c), number: c.number, cited: c.cited })),
+  retrieval: {
+    dataset_id: a.index.datasetId,
+    index_id: a.index.id,
+    top_k: a.retrieval.topK,
+    mode: a.retrieval.mode,
+    retrieved: a.retrieval.retrieved,
+    used: a.retrieval.used,
+    latency_ms: ms(a.retrieval.latencyMs),
+    embedding_ms: ms(a.retrieval.embeddingMs),
+  },
+  generation: {
+    model: a.generation.model,
+    latency_ms: ms(a.generation.latencyMs),
+    prompt_tokens: a.generation.promptTokens,
+    completion_tokens: a.generation.completionTokens,
+    finish_reason: a.generation.finishReason,
+    time_to_first_token_ms: a.generation.timeToFirstTokenMs === null ? null : ms(a.generation.timeToFirstTokenMs),
+    seed: a.generation.seed,
+  },
+  latency_ms: ms(a.latencyMs),
+});
+
+/** RAG answers, indexes and retrieval (contract section 3 and its additions). */
+export function ragRouter(rag: RagService, answers: RagAnswerService, maxBodyBytes: number): Router {
   const router = Router();
   const json = express.json({ limit: maxBodyBytes, type: () => true });
+  router.post(
+    ['/v1/rag', '/v1/rag/query'],
+    json,
+    asyncHandler(async (req, res) => {
+      const input = parseInput(RagQuerySchema, req.body);
+      if (!input.stream) {
+        res.json({ ...ragAnswerJson(await answers.answer(input, req.ctx)), request_id: req.ctx.requestId });
+        return;
+      }
+      // As chat streams: `token` events, then `done` with the whole answer; what fails before the first token is a plain error.
+      const sse = new SseWriter(res);
+      let index = 0;
+      const result = await answers.answer(input, req.ctx, (text) => {
+        sse.open();
+        sse.send('token', { token: text, index: index++, request_id: req.ctx.requestId });
+      });
+      sse.open();
+      sse.send('done', { ...ragAnswerJson(result), request_id: req.ctx.requestId });
+      sse.end();
+    }),
+  );
   router.post(
     '/v1/rag/search',
     json,

@@ -5,6 +5,7 @@ import { builder } from './builder.js';
 import { fieldDocs } from './describe.js';
 import { enumFrom, enumOfUnion } from './enums.js';
 import { parseGraphQLInput } from './input.js';
+import { streamEvents, type StreamEvent } from './stream.js';
 
 const ChatMode = enumFrom('ChatMode', ChatRequestSchema.shape.mode.unwrap().options, {
   description: 'How a chat answer is made.',
@@ -116,10 +117,7 @@ const ChatResultRef = builder.objectRef<ChatResult>('ChatResult').implement({
   }),
 });
 
-interface ChatStreamEvent {
-  token: ChatToken | null;
-  result: ChatResult | null;
-}
+type ChatStreamEvent = StreamEvent<ChatToken, ChatResult>;
 
 const ChatStreamEventRef = builder.objectRef<ChatStreamEvent>('ChatStreamEvent').implement({
   description: 'One generated piece of text, or (last) the whole result.',
@@ -151,59 +149,8 @@ builder.subscriptionField('chatStream', (t) =>
     args: { input: t.arg({ type: ChatInput, required: true, description: 'The request.' }) },
     subscribe: (_root, { input }, { ctx, services }) => {
       const request = toChatRequest(input);
-      return streamChat((onToken, signal) => services.chat.chat(request, { ...ctx, signal }, onToken), ctx.signal);
+      return streamEvents<ChatToken, ChatResult>((onToken, signal) => services.chat.chat(request, { ...ctx, signal }, onToken), ctx.signal);
     },
     resolve: (event) => event,
   }),
 );
-
-/**
- * Bridges the service's token callback to an async iterator. The subscription
- * ending early (client gone) aborts the generation.
- */
-async function* streamChat(
-  run: (onToken: (t: ChatToken) => void, signal: AbortSignal) => Promise<ChatResult>,
-  parent: AbortSignal,
-): AsyncGenerator<ChatStreamEvent> {
-  const controller = new AbortController();
-  const onParentAbort = () => controller.abort();
-  parent.addEventListener('abort', onParentAbort, { once: true });
-  const pending: ChatStreamEvent[] = [];
-  let wake: (() => void) | undefined;
-  let finished = false;
-  let failure: unknown;
-  const push = (e: ChatStreamEvent) => {
-    pending.push(e);
-    wake?.();
-  };
-  run((token) => push({ token, result: null }), controller.signal)
-    .then((result) => push({ token: null, result }))
-    .catch((err: unknown) => {
-      failure = err;
-    })
-    .finally(() => {
-      finished = true;
-      wake?.();
-    });
-  try {
-    for (;;) {
-      const next = pending.shift();
-      if (next) {
-        yield next;
-        if (next.result) return;
-        continue;
-      }
-      if (finished) {
-        if (failure !== undefined) throw failure;
-        return;
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      wake = undefined;
-    }
-  } finally {
-    parent.removeEventListener('abort', onParentAbort);
-    controller.abort();
-  }
-}

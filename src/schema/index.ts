@@ -6,6 +6,7 @@ import './datasets.js';
 import './evaluations.js';
 import './embeddings.js';
 import './rag.js';
+import './rag-answers.js';
 import './metrics.js';
 
 /** The whole GraphQL schema, built from the domain files above. */

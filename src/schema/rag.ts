@@ -24,7 +24,7 @@ const RagIndexStatus = enumFrom('RagIndexStatus', RAG_INDEX_STATUSES, {
   },
 });
 
-const RagSearchMode = enumFrom('RagSearchMode', RAG_MODES, {
+export const RagSearchMode = enumFrom('RagSearchMode', RAG_MODES, {
   description: 'How retrieval ranks chunks.',
   values: {
     hybrid: `Lexical and dense candidates (${CANDIDATES} each, or twice topK) fused by reciprocal rank fusion, k = ${RRF_K}, weighted per index (RagIndex.fusion).`,
@@ -103,7 +103,7 @@ const RagSpan = builder.objectRef<{ start: number; end: number }>('RagSpan').imp
   }),
 });
 
-const RagSearchHit = builder.objectRef<RetrievedChunk>('RagSearchHit').implement({
+export const RagSearchHit = builder.objectRef<RetrievedChunk>('RagSearchHit').implement({
   description: 'A retrieved chunk, with the ranks that placed it.',
   fields: (t) => ({
     docId: t.string({ description: 'The document it comes from.', resolve: (h) => h.chunk.docId }),

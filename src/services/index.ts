@@ -10,6 +10,7 @@ import { EmbeddingService } from './embeddings/service.js';
 import { EvaluationService, Scorer } from './evaluation.js';
 import { HealthService } from './health.js';
 import type { ModelHost } from './model-host.js';
+import { RagAnswerService } from './rag/answers.js';
 import { RagService } from './rag/service.js';
 import { RateLimiter } from './rate-limit.js';
 import { SharedRedis } from './redis.js';
@@ -33,6 +34,8 @@ export interface Services {
   embeddings: EmbeddingService;
   /** RAG indexes (built when a rag_corpus is uploaded) and retrieval over them. */
   rag: RagService;
+  /** Answers from retrieved chunks (POST /v1/rag), generated on the shared engine. */
+  ragAnswers: RagAnswerService;
   /** Per-API-key request limits; each surface consumes once per HTTP request. */
   rateLimit: RateLimiter;
   /** The Redis connection limits and cache share (REDIS_URL), else null; close it at shutdown. */
@@ -88,6 +91,7 @@ export function buildServices(opts: {
     embeddingHost: opts.embeddingHost,
     embeddings: new EmbeddingService(opts.embeddingHost),
     rag,
+    ragAnswers: new RagAnswerService(rag, opts.host, opts.log),
     metrics: opts.metrics,
     rateLimit,
     redis,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RAG_INDEX_STATUSES } from '../storage/types.js';
-import { int, oneOf, requestBody, text, typeError } from './fields.js';
+import { int, number, oneOf, requestBody, seed, text, typeError } from './fields.js';
 import { pageFields } from './paging.js';
 import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS } from './rag/chunker.js';
 
@@ -68,3 +68,20 @@ export const RagIndexListSchema = z.object({
   ...pageFields,
 });
 export type RagIndexListQuery = z.infer<typeof RagIndexListSchema>;
+
+/**
+ * POST /v1/rag (alias /v1/rag/query) and GraphQL rag / ragStream: retrieval,
+ * then an answer from the served model that cites the retrieved chunks.
+ */
+export const RagQuerySchema = requestBody({
+  query: text('query', MAX_QUERY_CHARS),
+  ...indexRef,
+  top_k: int('top_k', 1, 50).default(5),
+  mode: oneOf('mode', RAG_MODES).default('hybrid'),
+  filter: MetadataFilterSchema.optional(),
+  max_new_tokens: int('max_new_tokens', 1, 1024).default(160),
+  temperature: number('temperature', 0, 2).default(0.2),
+  seed: seed().optional(),
+  stream: z.boolean({ error: 'stream must be a boolean' }).default(false),
+}).superRefine(oneIndexRef);
+export type RagQueryRequest = z.infer<typeof RagQuerySchema>;

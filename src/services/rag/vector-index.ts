@@ -7,9 +7,12 @@
  * rows; wider ones use the graph with hnswlib's label filter.
  *
  * Why these numbers (bench/rag.ts, `vectors`, on the 2-core development
- * machine, 384 dimensions): exact search costs about 0.4 ms per 1,000 rows
- * (4 ms at 10k, 45-60 ms at 100k), so it stays under 10 ms up to 20k rows; the
- * graph answers in well under a millisecond at 100k with recall@10 above 0.98.
+ * machine, 384 dimensions): exact search costs 0.4-0.7 ms per 1,000 rows
+ * (4-5 ms at 10k, 45-70 ms at 100k), so it stays near 10 ms up to 20k rows;
+ * the graph answers in about half a millisecond at 100k, recall@10 0.94 on
+ * the benchmark's synthetic vectors (0.99 at 10k). hnswlib-node rather than
+ * usearch: usearch declares Node 22 or later, has no filtered search in its
+ * JavaScript API and only blocking save and load (bench/rag.ts compares them).
  */
 import { createRequire } from 'node:module';
 import fs from 'node:fs/promises';

@@ -8,7 +8,11 @@
  * alternate the modes, and each ratio is taken between runs measured one
  * after the other in the same round, so load from other work on a shared
  * machine moves both sides alike; medians over rounds are reported. Speed is
- * measured here, never asserted in a test.
+ * measured here, never asserted in a test. With --compare-spinning a second
+ * server runs with EMBEDDING_ORT_SPINNING=1 (ONNX Runtime's intra-op
+ * threads spinning, the setting before it became an option), its modes
+ * measured right after the default server's in every round, in alternating
+ * order.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,6 +39,7 @@ const USAGE = `npm run bench:embeddings -- [options]
   --threads N           ONNX Runtime threads, server and pipeline alike (default: cores)
   --max-wait-ms N       EMBEDDING_MAX_WAIT_MS of the server (default: the server's)
   --max-batch-size N    EMBEDDING_MAX_BATCH_SIZE of the server (default: the server's)
+  --compare-spinning    also a server with EMBEDDING_ORT_SPINNING=1, alternated with the default one
   --cache-dir DIR       where the model is built (default .model-cache/bench)
   --out-dir DIR         where results JSON goes (default bench/results)
   --no-save             print only`;
@@ -58,6 +63,7 @@ function parseCli() {
         threads: { type: 'string' },
         'max-wait-ms': { type: 'string' },
         'max-batch-size': { type: 'string' },
+        'compare-spinning': { type: 'boolean' },
         'cache-dir': { type: 'string' },
         'out-dir': { type: 'string' },
         'no-save': { type: 'boolean' },
@@ -89,6 +95,7 @@ function parseCli() {
     threads: int('threads', Math.max(1, os.availableParallelism()), 1, 256)!,
     maxWaitMs: int('max-wait-ms', undefined, 0, 10_000),
     maxBatchSize: int('max-batch-size', undefined, 1, 1024),
+    compareSpinning: values['compare-spinning'] === true,
     cacheDir: path.resolve(REPO, (values['cache-dir'] as string | undefined) ?? '.model-cache/bench'),
     outDir: path.resolve(REPO, (values['out-dir'] as string | undefined) ?? 'bench/results'),
     save: !values['no-save'],
@@ -330,13 +337,27 @@ async function main(): Promise<void> {
     ...(o.maxBatchSize === undefined ? {} : { EMBEDDING_MAX_BATCH_SIZE: String(o.maxBatchSize) }),
   };
   const server = await startServer({ name: 'server', cwd: REPO, entry: 'src/main.ts', env, timeoutMs: 5 * 60_000 });
+  const spinning = o.compareSpinning
+    ? await startServer({
+        name: 'server-spinning',
+        cwd: REPO,
+        entry: 'src/main.ts',
+        env: { ...env, DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'bench-embeddings-data-')), EMBEDDING_ORT_SPINNING: '1' },
+        timeoutMs: 5 * 60_000,
+      }).catch(async (err: unknown) => {
+        await server.stop();
+        throw err;
+      })
+    : null;
   const runs: RunResult[] = [];
   try {
-    for (;;) {
-      const h = (await (await fetch(`${server.url}/v1/health`)).json()) as { embedding: { state: string; reason: string | null } };
-      if (h.embedding.state === 'ready') break;
-      if (h.embedding.state === 'failed') throw new Error(`embedding model failed to load: ${h.embedding.reason}`);
-      await sleep(100);
+    for (const s of [server, ...(spinning ? [spinning] : [])]) {
+      for (;;) {
+        const h = (await (await fetch(`${s.url}/v1/health`)).json()) as { embedding: { state: string; reason: string | null } };
+        if (h.embedding.state === 'ready') break;
+        if (h.embedding.state === 'failed') throw new Error(`embedding model failed to load: ${h.embedding.reason}`);
+        await sleep(100);
+      }
     }
     const extractor = (await pipeline('feature-extraction', dir, {
       local_files_only: true,
@@ -350,15 +371,24 @@ async function main(): Promise<void> {
         runs.push(x);
         log(`round ${r} ${x.mode.padEnd(24)} ${String(x.sentences_per_s).padStart(8)} sentences/s` + (x.mean_batch_size ? `  (mean batch ${x.mean_batch_size})` : '') + (x.errors ? `  ${x.errors} errors` : ''));
       };
-      show(await serverRun(server, sentences, o, 'server single c=1', r, 1, 1));
-      show(await serverRun(server, sentences, o, `server single c=${o.concurrency}`, r, o.concurrency, 1));
-      show(await serverRun(server, sentences, o, `server ${o.batch}-input c=1`, r, 1, o.batch));
+      // Each server mode, and right after or before it (alternately) the same mode on the spinning server.
+      const serverModes: Array<[string, number, number]> = [
+        ['server single c=1', 1, 1],
+        [`server single c=${o.concurrency}`, o.concurrency, 1],
+        [`server ${o.batch}-input c=1`, 1, o.batch],
+      ];
+      for (const [mode, clients, perRequest] of serverModes) {
+        const pair: Array<[ServerHandle, string]> = [[server, mode], ...(spinning ? [[spinning, `${mode} spinning`] as [ServerHandle, string]] : [])];
+        if (r % 2 === 0) pair.reverse();
+        for (const [s, m] of pair) show(await serverRun(s, sentences, o, m, r, clients, perRequest));
+      }
       show(await pipelineRun(extractor, sentences, o, r, o.batch));
       show(await pipelineRun(extractor, sentences, o, r, 1));
     }
     await extractor.dispose();
   } finally {
     await server.stop();
+    await spinning?.stop();
   }
 
   const med = medians(runs);
@@ -381,12 +411,20 @@ async function main(): Promise<void> {
   ];
   // What batching can win at all on this machine: the pipeline's own batched over single-sentence rate.
   const batchingCeiling = { ratio: round(ceiling.median, 2), per_round: ceiling.rounds };
+  // The default server (no spinning) over the spinning one, mode by mode.
+  const spinningRatios = o.compareSpinning
+    ? [`server single c=1`, `server single c=${o.concurrency}`, `server ${o.batch}-input c=1`].map((mode) => {
+        const q = ratio(mode, `${mode} spinning`);
+        return { mode, default_over_spinning: round(q.median, 3), per_round: q.rounds };
+      })
+    : null;
   process.stdout.write(
     `\nmedian of ${o.rounds} rounds, ${o.durationS} s each, ${o.tokens}-token sentences, ${o.threads} threads:\n` +
       med.map((m) => `  ${m.mode.padEnd(26)} ${String(m.sentences_per_s).padStart(8)} sentences/s  p50 ${m.latency_ms?.p50 ?? '-'} ms${m.mean_batch_size ? `  mean batch ${m.mean_batch_size}` : ''}`).join('\n') +
       '\n' +
       targets.map((t) => `  ${t.met ? 'MET   ' : 'MISSED'} ${t.target}: ${t.ratio} (wanted ${t.wanted}; rounds ${t.per_round.join(', ')})`).join('\n') +
-      `\n  batching ceiling (pipeline ${o.batch}-input / pipeline single): ${batchingCeiling.ratio} (rounds ${batchingCeiling.per_round.join(', ')})\n`,
+      `\n  batching ceiling (pipeline ${o.batch}-input / pipeline single): ${batchingCeiling.ratio} (rounds ${batchingCeiling.per_round.join(', ')})\n` +
+      (spinningRatios ?? []).map((x) => `  ${x.mode}: no spinning / spinning ${x.default_over_spinning} (rounds ${x.per_round.join(', ')})\n`).join(''),
   );
   if (!o.save) return;
   const date = new Date().toISOString().slice(0, 10);
@@ -405,14 +443,17 @@ async function main(): Promise<void> {
       batch: o.batch,
       threads: o.threads,
       server_env: { EMBEDDING_MAX_WAIT_MS: o.maxWaitMs ?? null, EMBEDDING_MAX_BATCH_SIZE: o.maxBatchSize ?? null },
+      compare_spinning: o.compareSpinning,
     },
     medians: med,
     targets,
     batching_ceiling: batchingCeiling,
+    ...(spinningRatios ? { spinning: spinningRatios } : {}),
     runs,
   };
   fs.mkdirSync(o.outDir, { recursive: true });
-  const file = path.join(o.outDir, `${date}-embeddings.json`);
+  // A comparison run does not overwrite the day's plain one.
+  const file = path.join(o.outDir, `${date}-embeddings${o.compareSpinning ? '-spinning' : ''}.json`);
   fs.writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
   log(`wrote ${path.relative(REPO, file)}`);
 }

@@ -11,6 +11,10 @@
  *   chat-completions  /v1/chat/completions with that same message (OpenAI's stream, usage chunk)
  * messages and chat-completions generate the same tokens (same rendered
  * prompt, same seed), so their ratio is the OpenAI surface's own cost.
+ * A single stream is also measured interleaved: request k is sent in each
+ * shape back to back (rotating which goes first), so each pair of requests
+ * ran under the same machine conditions; the median of the per-request
+ * ratios is the least noisy figure a shared machine gives.
  * Then a micro-measure of chat-template rendering per request (SmolLM2's
  * ChatML template, compiled once and cached by transformers.js).
  */
@@ -20,7 +24,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AutoTokenizer, env as hfEnv } from '@huggingface/transformers';
-import { runLoad, type LoadResult, type RequestShape, type SamplingProfile } from './lib/client.js';
+import http from 'node:http';
+import { requestBody, runLoad, streamChat, type LoadResult, type RequestShape, type SamplingProfile } from './lib/client.js';
 import { startServer, type ServerHandle } from './lib/proc.js';
 import { makePrompts, type Prompt } from './lib/prompts.js';
 import { round, summarize } from './lib/stats.js';
@@ -50,6 +55,7 @@ const USAGE = `npm run bench:openai -- [options]
   --prompts N                              distinct prompts (default 64)
   --smollm2-layers N                       layers of the SmolLM2-shaped random model (default 30, the real count)
   --template-iterations N                  renders timed per case in the template micro-measure (default 2000)
+  --interleaved N                          single-stream requests per shape sent interleaved (default 48; 0: none)
   --cache-dir DIR                          (default .model-cache/bench)
   --out-dir DIR                            (default bench/results)
   --no-save                                print only`;
@@ -73,6 +79,7 @@ function parseCli() {
         prompts: { type: 'string' },
         'smollm2-layers': { type: 'string' },
         'template-iterations': { type: 'string' },
+        interleaved: { type: 'string' },
         'cache-dir': { type: 'string' },
         'out-dir': { type: 'string' },
         'no-save': { type: 'boolean' },
@@ -113,6 +120,7 @@ function parseCli() {
     promptCount: int('prompts', 64, 10_000),
     smollm2Layers: int('smollm2-layers', 30, 64),
     templateIterations: int('template-iterations', 2000, 1_000_000),
+    interleaved: str('interleaved') === '0' ? 0 : int('interleaved', 48, 100_000),
     cacheDir: path.resolve(REPO, str('cache-dir') ?? '.model-cache/bench'),
     outDir: path.resolve(REPO, str('out-dir') ?? 'bench/results'),
     save: !values['no-save'],
@@ -272,6 +280,7 @@ async function benchModel(m: ModelSetup, o: Options) {
   const s = await startRealServer(m, o);
   const summaries: ShapeSummary[] = [];
   const runs: ShapeRun[] = [];
+  let interleaved: Awaited<ReturnType<typeof interleavedSingleStream>> | null = null;
   try {
     let seedBase = 1;
     for (const c of o.concurrency) {
@@ -296,6 +305,7 @@ async function benchModel(m: ModelSetup, o: Options) {
       }
       for (const shape of SHAPES) summaries.push(summarizeShape(runs.filter((x) => x.concurrency === c && x.shape === shape)));
     }
+    interleaved = o.interleaved > 0 ? await interleavedSingleStream(m, s, prompts, profile, o.interleaved) : null;
   } finally {
     await s.stop();
   }
@@ -323,7 +333,73 @@ async function benchModel(m: ModelSetup, o: Options) {
       met: summarize(perRound(base)).p50 >= TARGET,
     }));
   });
-  return { model: m.name, model_dir: path.relative(REPO, m.dir), server_model_path: path.relative(REPO, m.serverModelPath), summaries, ratios, runs };
+  return { model: m.name, model_dir: path.relative(REPO, m.dir), server_model_path: path.relative(REPO, m.serverModelPath), summaries, ratios, interleaved, runs };
+}
+
+/**
+ * One stream, the shapes interleaved request by request: prompt k with seed
+ * k goes out in every shape back to back (the first shape rotating), so
+ * drift hits the shapes alike. Per shape: new tokens over the summed
+ * request times (a single stream's tok/s); per request, chat-completions'
+ * time over the other shapes' for the same prompt and seed.
+ */
+async function interleavedSingleStream(m: ModelSetup, s: ServerHandle, prompts: Prompt[], profile: SamplingProfile, n: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const per: Record<RequestShape, { ms: number[]; tokens: number[]; ttft: number[]; failed: number }> = {
+    prompt: { ms: [], tokens: [], ttft: [], failed: 0 },
+    messages: { ms: [], tokens: [], ttft: [], failed: 0 },
+    'chat-completions': { ms: [], tokens: [], ttft: [], failed: 0 },
+  };
+  log(`${m.name} single stream, shapes interleaved: ${n} requests each`);
+  try {
+    for (let k = -1; k < n; k++) {
+      const order = SHAPES.map((_, i) => SHAPES[(i + Math.max(k, 0)) % SHAPES.length]!);
+      for (const shape of order) {
+        const prompt = prompts[Math.max(k, 0) % prompts.length]!;
+        const r = await streamChat({
+          agent,
+          port: s.port,
+          apiKey: API_KEY,
+          timeoutMs: 600_000,
+          api: shape === 'chat-completions' ? 'openai' : 'contract',
+          body: requestBody(shape, prompt.text, profile, 500_000_000 + Math.max(k, 0)),
+        });
+        if (k < 0) continue; // the first round warms every route up
+        if (!r.ok) {
+          per[shape].failed++;
+          continue;
+        }
+        per[shape].ms.push(r.endMs - r.startMs);
+        per[shape].tokens.push(r.completionTokens ?? r.tokenEvents);
+        if (r.ttftMs !== undefined) per[shape].ttft.push(r.ttftMs);
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  const shapes = SHAPES.map((shape) => {
+    const x = per[shape];
+    const seconds = x.ms.reduce((a, b) => a + b, 0) / 1000;
+    return {
+      shape,
+      requests_ok: x.ms.length,
+      requests_failed: x.failed,
+      completion_tokens: x.tokens.reduce((a, b) => a + b, 0),
+      tok_s: round(x.tokens.reduce((a, b) => a + b, 0) / seconds, 1),
+      e2e_ms_p50: round(summarize(x.ms).p50, 1),
+      ttft_ms_p50: round(summarize(x.ttft).p50, 1),
+    };
+  });
+  const paired = (base: RequestShape) => {
+    const a = per['chat-completions'];
+    const b = per[base];
+    const ratios: number[] = [];
+    // Time per token, chat-completions over base, request by request (throughput ratio = its inverse).
+    for (let i = 0; i < Math.min(a.ms.length, b.ms.length); i++) ratios.push(b.ms[i]! / b.tokens[i]! / (a.ms[i]! / a.tokens[i]!));
+    const q = summarize(ratios);
+    return { name: `chat-completions / /v1/chat (${base}) single-stream tok/s, per-request pairs`, median: round(q.p50, 3), mean: round(q.mean, 3), pairs: q.count, met: q.p50 >= TARGET };
+  };
+  return { requests_per_shape: n, shapes, ratios: [paired('messages'), paired('prompt')] };
 }
 
 // ---------------------------------------------------------------- template rendering
@@ -425,6 +501,11 @@ function printModel(r: Awaited<ReturnType<typeof benchModel>>): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => '| ' + cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ') + ' |';
   process.stdout.write(`\n${r.model}\n${line(head)}\n${rows.map(line).join('\n')}\n`);
+  if (r.interleaved) {
+    process.stdout.write(`  single stream, interleaved (${r.interleaved.requests_per_shape} requests per shape): ` +
+      r.interleaved.shapes.map((x) => `${x.shape} ${x.tok_s} tok/s`).join(', ') + '\n');
+    for (const q of r.interleaved.ratios) process.stdout.write(`  [${q.met ? 'met' : 'MISSED'}] ${q.name}: median ${q.median} (mean ${q.mean}, ${q.pairs} pairs)\n`);
+  }
   for (const q of r.ratios) {
     process.stdout.write(
       `  [${q.met ? 'met' : 'MISSED'}] ${q.name}: median of rounds ${q.median_of_rounds} (rounds ${q.rounds.join(', ')}; pooled ${q.value}); ` +

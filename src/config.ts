@@ -43,6 +43,11 @@ const ConfigSchema = z.object({
   EMBEDDING_MAX_BATCH_SIZE: intFrom(32, 1, 1024),
   EMBEDDING_MAX_WAIT_MS: intFrom(2, 0, 10_000),
   EMBEDDING_MAX_WAITING: intFrom(1024, 1, 1_000_000),
+  // ONNX Runtime's intra-op spinning in the embedding session (src/engine/encoder.ts PoolingThreading).
+  EMBEDDING_ORT_SPINNING: z
+    .enum(['', '0', '1', 'false', 'true'])
+    .default('')
+    .transform((v) => v === '1' || v === 'true'),
   // Hugging Face's own switch (huggingface_hub, text-embeddings-inference): hub models come from the cache only.
   HF_HUB_OFFLINE: z
     .enum(['', '0', '1', 'false', 'true'])
@@ -98,6 +103,8 @@ export interface Config {
   embeddingMaxWaitMs: number;
   /** Most inputs waiting for the embedding model; beyond it 503 at once. */
   embeddingMaxWaiting: number;
+  /** Whether the embedding session's intra-op threads spin while waiting for work (default false: they sleep). */
+  embeddingOrtSpinning: boolean;
   /** Hub models from the local cache only, never the network. */
   hubOffline: boolean;
   /** Where hub models are downloaded from (a mirror; ends with `/`); undefined: huggingface.co. */
@@ -150,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddingMaxBatchSize: e.EMBEDDING_MAX_BATCH_SIZE,
     embeddingMaxWaitMs: e.EMBEDDING_MAX_WAIT_MS,
     embeddingMaxWaiting: e.EMBEDDING_MAX_WAITING,
+    embeddingOrtSpinning: e.EMBEDDING_ORT_SPINNING,
     hubOffline: e.HF_HUB_OFFLINE,
     hubEndpoint: e.HF_ENDPOINT === undefined ? undefined : e.HF_ENDPOINT.replace(/\/*$/, '/'),
   };

@@ -126,6 +126,7 @@ async function main(): Promise<void> {
     hubCacheDir: path.join(config.modelCacheDir, 'hub'),
     decoder,
     threads: config.ortThreads,
+    spinning: config.embeddingOrtSpinning,
     limits: { maxBatchSize: config.embeddingMaxBatchSize, maxWaitMs: config.embeddingMaxWaitMs, maxWaiting: config.embeddingMaxWaiting },
     observer: metrics,
     log,

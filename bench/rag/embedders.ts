@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { DecoderMeanPool } from '../../src/engine/decoder-pooling.js';
 import { cachedRandomEncoder } from '../../src/engine/encoder-dir.js';
-import { TransformersEncoder, type PoolingModel } from '../../src/engine/encoder.js';
+import { TransformersEncoder, type PoolingModel, type PoolingThreading } from '../../src/engine/encoder.js';
 import { materializeModel, resolveModelSource } from '../../src/engine/model-source.js';
 import { BatchingEmbedder } from '../../src/services/embeddings/batcher.js';
 import type { Embedder } from '../../src/services/embeddings/types.js';
@@ -25,20 +25,28 @@ export type EmbedderName = (typeof EMBEDDERS)[number];
 const REPO = path.resolve(import.meta.dirname, '../..');
 const SHARED = path.resolve(REPO, '../shared/models');
 
+export interface LoadOptions {
+  /** The session's thread behaviour (default: the server's, EMBEDDING_ORT_SPINNING unset). */
+  threading?: PoolingThreading;
+  /** Wraps the pooling model before the batcher gets it (to time its calls). */
+  wrap?: (model: PoolingModel) => PoolingModel;
+}
+
 /** The named embedder, loaded; `close` frees its session. */
-export async function loadEmbedder(name: EmbedderName, cacheDir: string, threads: number): Promise<{ embedder: Embedder; close(): Promise<void> }> {
+export async function loadEmbedder(name: EmbedderName, cacheDir: string, threads: number, opts: LoadOptions = {}): Promise<{ embedder: Embedder; close(): Promise<void> }> {
   if (name === 'hash') return { embedder: new FakeEmbedder({ dimensions: 384, model: 'hash-bow-384' }), close: async () => {} };
   let model: PoolingModel;
   let label: string;
   if (name === 'minilm') {
     const dir = cachedRandomEncoder({ sourceDir: path.join(SHARED, 'all-MiniLM-L6-v2'), cacheRoot: path.join(cacheDir, 'encoders'), seed: 7, std: 0.05 });
-    model = await TransformersEncoder.load({ kind: 'dir', dir }, threads);
+    model = await TransformersEncoder.load({ kind: 'dir', dir }, threads, opts.threading);
     label = 'all-MiniLM-L6-v2-shape:random-seed7';
   } else {
     const source = resolveModelSource(path.join(SHARED, 'stories260K/stories260K.bin'), undefined, 'stories260K');
-    model = await DecoderMeanPool.load(await materializeModel(source, cacheDir), threads);
+    model = await DecoderMeanPool.load(await materializeModel(source, cacheDir), threads, opts.threading);
     label = 'stories260K:mean-pool';
   }
+  if (opts.wrap) model = opts.wrap(model);
   const embedder = new BatchingEmbedder(
     model,
     { model: label, source: name === 'minilm' ? 'path' : 'decoder', dimensions: model.dimensions, maxTokens: model.maxTokens },

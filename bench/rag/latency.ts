@@ -11,7 +11,11 @@
  * "Embedding excluded": the query's vector is precomputed and handed over
  * at once. "Included": the random-weight MiniLM-shaped encoder (the server's
  * encoder path) embeds every query; its vectors mean nothing for these
- * synthetic chunks, only their cost counts.
+ * synthetic chunks, only their cost counts. Hybrid search is measured with
+ * the embedding excluded and included (and, on request, with the encoder's
+ * session set up otherwise: ONNX Runtime's thread spinning on, one thread)
+ * in alternating rounds over the same queries, so that load from other work
+ * on a shared machine falls on every variant alike.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -167,14 +171,30 @@ export interface LatencyRow {
   chunks: number;
   dense: 'exact' | 'hnsw';
   query_embedding: 'excluded' | 'included';
+  /** Included: the encoder's session settings (IncludedEncoder.label). */
+  encoder?: string;
   mode: RagMode;
   top_k: number;
   queries: number;
+  /** Hybrid rows: measured in this many rounds, alternated with the other hybrid rows of the same index and method. */
+  rounds?: number;
   p50_ms: number;
   p95_ms: number;
   mean_ms: number;
   embedding_p50_ms?: number;
+  embedding_p95_ms?: number;
 }
+
+/** An encoder that embeds the queries of the "included" rows. */
+export interface IncludedEncoder {
+  /** Its session settings, as the rows name them (e.g. "2 threads, no spinning (server default)"). */
+  label: string;
+  embedder: Embedder;
+}
+
+/** Rounds of the alternated hybrid measurements; each takes its own share of the queries. */
+const HYBRID_ROUNDS = 8;
+const ROUND_WARMUP = 5;
 
 async function run(rag: RagService, indexId: string, queries: SyntheticCorpus['queries'], mode: RagMode, warmup: number) {
   const times: number[] = [];
@@ -191,6 +211,36 @@ async function run(rag: RagService, indexId: string, queries: SyntheticCorpus['q
     method = r.denseMethod;
   }
   return { times: summarize(times), embed: summarize(embed), method };
+}
+
+/**
+ * Hybrid top-10 with each embedder in turn, in rounds: round r gives every
+ * embedder the same share of the queries, in an order rotated by r, each
+ * after a few warm-up queries from outside that share.
+ */
+async function alternate(rag: RagService, indexId: string, queries: SyntheticCorpus['queries'], embedders: Embedder[], use: (e: Embedder) => void) {
+  const out = embedders.map(() => ({ times: [] as number[], embed: [] as number[], method: null as string | null }));
+  const size = Math.ceil(queries.length / HYBRID_ROUNDS);
+  for (let r = 0; r < HYBRID_ROUNDS; r++) {
+    const share = queries.slice(r * size, (r + 1) * size);
+    if (share.length === 0) break;
+    for (let j = 0; j < embedders.length; j++) {
+      const a = (r + j) % embedders.length;
+      use(embedders[a]!);
+      for (let i = 0; i < ROUND_WARMUP + share.length; i++) {
+        const warm = i < ROUND_WARMUP;
+        const q = warm ? queries[((r + 1) * size + i) % queries.length]! : share[i - ROUND_WARMUP]!;
+        const t = performance.now();
+        const res = await rag.search(RagSearchSchema.parse({ query: q.text, index_id: indexId, mode: 'hybrid', top_k: 10 }), ctx());
+        if (!warm) {
+          out[a]!.times.push(performance.now() - t);
+          out[a]!.embed.push(res.embeddingMs);
+        }
+        out[a]!.method = res.denseMethod;
+      }
+    }
+  }
+  return out.map((o) => ({ times: summarize(o.times), embed: summarize(o.embed), method: o.method, count: o.times.length }));
 }
 
 /** Waits until the service answers dense searches with its graph. */
@@ -213,7 +263,8 @@ export async function measureLatency(opts: {
   stores: Array<'sqlite' | 'postgres'>;
   pgUrl: string;
   queries: number;
-  included: Embedder | null;
+  /** Encoders for the "included" rows (none: excluded only). */
+  included: IncludedEncoder[];
   log: (s: string) => void;
 }): Promise<{ rows: LatencyRow[]; loads: Array<{ store: string; chunks: number; load_s: number; graph_build_s: number | null }> }> {
   const rows: LatencyRow[] = [];
@@ -240,21 +291,29 @@ export async function measureLatency(opts: {
             graphS = round(await untilGraph(rag, index.id, corpus.queries[0]!.text, opts.log), 1);
             opts.log(`    ${store}: HNSW graph ready after ${graphS} s`);
           }
-          for (const mode of ['hybrid', 'lexical', 'dense'] as const) {
+          const lookup = current;
+          const single: LatencyRow[] = [];
+          for (const mode of ['lexical', 'dense'] as const) {
             const r = await run(rag, index.id, corpus.queries, mode, 20);
             if (mode !== 'lexical' && r.method !== dense) throw new Error(`expected ${dense} dense search, got ${r.method}`);
-            rows.push({ store, chunks: n, dense, query_embedding: 'excluded', mode, top_k: 10, queries: corpus.queries.length, p50_ms: round(r.times.p50, 2), p95_ms: round(r.times.p95, 2), mean_ms: round(r.times.mean, 2) });
-            opts.log(`    ${JSON.stringify(rows.at(-1))}`);
+            single.push({ store, chunks: n, dense, query_embedding: 'excluded', mode, top_k: 10, queries: corpus.queries.length, p50_ms: round(r.times.p50, 2), p95_ms: round(r.times.p95, 2), mean_ms: round(r.times.mean, 2) });
+            opts.log(`    ${JSON.stringify(single.at(-1))}`);
           }
-          if (opts.included) {
-            current = renamed(opts.included, MODEL);
-            const r = await run(rag, index.id, corpus.queries, 'hybrid', 10);
-            rows.push({
-              store, chunks: n, dense, query_embedding: 'included', mode: 'hybrid', top_k: 10, queries: corpus.queries.length,
-              p50_ms: round(r.times.p50, 2), p95_ms: round(r.times.p95, 2), mean_ms: round(r.times.mean, 2), embedding_p50_ms: round(r.embed.p50, 2),
-            });
-            opts.log(`    ${JSON.stringify(rows.at(-1))}`);
-          }
+          // Hybrid, the query's embedding excluded and included (each encoder), alternated round by round.
+          const hybrid = await alternate(rag, index.id, corpus.queries, [lookup, ...opts.included.map((e) => renamed(e.embedder, MODEL))], (e) => (current = e));
+          hybrid.forEach((r, i) => {
+            if (r.method !== dense) throw new Error(`expected ${dense} dense search, got ${r.method}`);
+            const included = i > 0 ? opts.included[i - 1]! : null;
+            const row: LatencyRow = {
+              store, chunks: n, dense, query_embedding: included ? 'included' : 'excluded', ...(included ? { encoder: included.label } : {}),
+              mode: 'hybrid', top_k: 10, queries: r.count, rounds: HYBRID_ROUNDS,
+              p50_ms: round(r.times.p50, 2), p95_ms: round(r.times.p95, 2), mean_ms: round(r.times.mean, 2),
+              ...(included ? { embedding_p50_ms: round(r.embed.p50, 2), embedding_p95_ms: round(r.embed.p95, 2) } : {}),
+            };
+            if (i === 0) rows.push(row, ...single);
+            else rows.push(row);
+            opts.log(`    ${JSON.stringify(row)}`);
+          });
           await rag.stop();
         }
         loads.push({ store, chunks: n, load_s: loadS, graph_build_s: graphS });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { AutoTokenizer } from '@huggingface/transformers';
-import { meanPool, poolingSessionOptions, SpecialsTokenizer, type PoolingModel } from './encoder.js';
+import { meanPool, poolingSessionOptions, SpecialsTokenizer, type PoolingModel, type PoolingThreading } from './encoder.js';
 import { findOnnxFile, readDecoderConfig, type DecoderConfig } from './model-config.js';
 import { LAST_HIDDEN_STATE } from './onnx-graph.js';
 import { pruneToOutputs } from './onnx-prune.js';
@@ -37,7 +37,7 @@ export class DecoderMeanPool implements PoolingModel {
     return this.config.contextWindow;
   }
 
-  static async load(dir: string, threads: number): Promise<DecoderMeanPool> {
+  static async load(dir: string, threads: number, threading: PoolingThreading = {}): Promise<DecoderMeanPool> {
     const config = readDecoderConfig(dir);
     const file = findOnnxFile(dir);
     let graph: Uint8Array;
@@ -49,7 +49,7 @@ export class DecoderMeanPool implements PoolingModel {
           `builds (llama2.c imports, random presets) have the ${LAST_HIDDEN_STATE} output`,
       );
     }
-    const session = await ort.InferenceSession.create(graph, poolingSessionOptions(threads));
+    const session = await ort.InferenceSession.create(graph, poolingSessionOptions(threads, threading));
     const tokenizer = await AutoTokenizer.from_pretrained(path.resolve(dir), { local_files_only: true });
     return new DecoderMeanPool(session, new SpecialsTokenizer(tokenizer), config, session.inputNames.includes('position_ids'));
   }

@@ -26,13 +26,32 @@ export interface PoolingModel {
   close(): Promise<void>;
 }
 
-/** ONNX Runtime options shared by the embedding sessions. */
-export function poolingSessionOptions(threads: number) {
+/** How an embedding session's threads wait for work (EMBEDDING_ORT_SPINNING). */
+export interface PoolingThreading {
+  /**
+   * ONNX Runtime's `session.intra_op.allow_spinning` (default false). With
+   * spinning, the intra-op threads busy-wait for the next piece of work,
+   * during a run and for a while after it; without, they sleep until woken.
+   * Off by default: on a machine whose cores are shared (the event loop's
+   * own work, SQLite searches that run on it, the chat engine, other
+   * processes), the spinning threads take the cores from the work that
+   * follows a run (a search's query embedding followed by its SQLite
+   * lookups) and from the run itself. `npm run bench:rag -- latency
+   * --compare-threading` and `npm run bench:embeddings -- --compare-spinning`
+   * measure both.
+   */
+  spinning?: boolean;
+}
+
+/** ONNX Runtime options shared by the embedding sessions (the encoder and the decoder fallback). */
+export function poolingSessionOptions(threads: number, threading: PoolingThreading = {}) {
   return {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all' as const,
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
+    // Session config entries; onnxruntime-node takes their values as strings.
+    extra: { session: { intra_op: { allow_spinning: threading.spinning ? '1' : '0' } } },
   };
 }
 
@@ -125,7 +144,7 @@ export class TransformersEncoder implements PoolingModel {
     readonly maxTokens: number,
   ) {}
 
-  static async load(ref: EncoderRef, threads: number): Promise<TransformersEncoder> {
+  static async load(ref: EncoderRef, threads: number, threading: PoolingThreading = {}): Promise<TransformersEncoder> {
     const id = ref.kind === 'dir' ? path.resolve(ref.dir) : ref.id;
     const where = ref.kind === 'dir' ? { local_files_only: true } : { cache_dir: ref.cacheDir, local_files_only: ref.localOnly };
     let dtype: 'fp32' | 'q8' = 'fp32';
@@ -135,7 +154,7 @@ export class TransformersEncoder implements PoolingModel {
       dtype = ENCODER_FILES.find((e) => fs.existsSync(path.join(ref.dir, e.file)))!.dtype;
     }
     const tokenizer = await AutoTokenizer.from_pretrained(id, where);
-    const model = await AutoModel.from_pretrained(id, { ...where, dtype, session_options: poolingSessionOptions(threads) });
+    const model = await AutoModel.from_pretrained(id, { ...where, dtype, session_options: poolingSessionOptions(threads, threading) });
     const session = model.sessions.model as { inputNames: string[]; outputNames: string[] } | undefined;
     const missing = ['input_ids', 'attention_mask'].filter((n) => !session?.inputNames.includes(n));
     if (!session || missing.length > 0 || !session.outputNames.includes('last_hidden_state')) {

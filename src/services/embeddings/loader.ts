@@ -41,10 +41,14 @@ export interface EmbeddingLoadOptions {
   /** The served decoder's directory and name once it is loadable (third choice), or null if it is not. */
   decoder: Promise<{ dir: string; name: string } | null>;
   threads: number;
+  /** EMBEDDING_ORT_SPINNING: the session's intra-op threads spin while waiting for work. */
+  spinning?: boolean;
   limits: BatcherLimits;
   observer?: EmbeddingObserver;
   log: Log;
 }
+
+const threading = (opts: EmbeddingLoadOptions) => ({ spinning: opts.spinning ?? false });
 
 interface Loaded {
   model: PoolingModel;
@@ -81,7 +85,7 @@ export async function loadEmbeddings(opts: EmbeddingLoadOptions): Promise<void> 
   const seconds = (performance.now() - started) / 1000;
   opts.host.ready(new BatchingEmbedder(loaded.model, info, opts.limits, opts.observer), loaded.aliases, seconds);
   opts.log.info(
-    { embedding: info, batching: opts.limits, load_seconds: Math.round(seconds * 1000) / 1000 },
+    { embedding: info, batching: opts.limits, ort_spinning: opts.spinning ?? false, load_seconds: Math.round(seconds * 1000) / 1000 },
     `embedding model ready: ${info.model} (${info.source}, ${info.dimensions} dimensions)`,
   );
 }
@@ -89,7 +93,7 @@ export async function loadEmbeddings(opts: EmbeddingLoadOptions): Promise<void> 
 async function resolveSource(opts: EmbeddingLoadOptions): Promise<Loaded> {
   if (opts.modelPath !== undefined) {
     // The operator named this model: if it does not load, say so rather than serve another.
-    const model = await TransformersEncoder.load({ kind: 'dir', dir: opts.modelPath }, opts.threads);
+    const model = await TransformersEncoder.load({ kind: 'dir', dir: opts.modelPath }, opts.threads, threading(opts));
     const name = path.basename(opts.modelPath);
     return { model, name, source: 'path', aliases: [opts.modelPath] };
   }
@@ -103,7 +107,7 @@ async function resolveSource(opts: EmbeddingLoadOptions): Promise<Loaded> {
   }
   const decoder = await opts.decoder;
   if (!decoder) throw new Error('no embedding source: EMBEDDING_MODEL_PATH is unset, the hub model is unavailable, and the served model did not load');
-  const model = await DecoderMeanPool.load(decoder.dir, opts.threads).catch((err: unknown) => {
+  const model = await DecoderMeanPool.load(decoder.dir, opts.threads, threading(opts)).catch((err: unknown) => {
     throw new Error(`no embedding source: EMBEDDING_MODEL_PATH is unset, the hub model is unavailable, and ${message(err)}`);
   });
   return { model, name: `${decoder.name}:mean-pool`, source: 'decoder', aliases: [decoder.name] };
@@ -113,7 +117,7 @@ async function resolveSource(opts: EmbeddingLoadOptions): Promise<Loaded> {
 async function loadFromHub(opts: EmbeddingLoadOptions, id: string): Promise<PoolingModel> {
   const ref = { kind: 'hub' as const, id, cacheDir: opts.hubCacheDir };
   try {
-    return await TransformersEncoder.load({ ...ref, localOnly: true }, opts.threads);
+    return await TransformersEncoder.load({ ...ref, localOnly: true }, opts.threads, threading(opts));
   } catch (err) {
     if (opts.hubOffline) throw new Error(`not in the hub cache ${opts.hubCacheDir} and HF_HUB_OFFLINE is set (${message(err)})`);
   }
@@ -125,5 +129,5 @@ async function loadFromHub(opts: EmbeddingLoadOptions, id: string): Promise<Pool
   } catch (err) {
     throw new Error(`the hub did not answer (${url}: ${message(err)})`);
   }
-  return TransformersEncoder.load({ ...ref, localOnly: false }, opts.threads);
+  return TransformersEncoder.load({ ...ref, localOnly: false }, opts.threads, threading(opts));
 }

@@ -1,7 +1,9 @@
 /**
  * Writes a random-weight model of a named preset as a transformers.js model directory.
- *   tsx scripts/make-model.ts --preset tiny|distil|smollm2|gpt2|distilgpt2|minilm --out DIR
- *     [--seed N] [--source DIR] [--layers N] [--std X]
+ *   tsx scripts/make-model.ts --preset tiny|distil|llama-85m|smollm2|gpt2|distilgpt2|minilm --out DIR
+ *     [--seed N] [--source DIR] [--layers N] [--std X] [--quantize int8|int4]
+ * --quantize (Llama presets: tiny, distil, llama-85m, ...) block-quantizes the fused
+ * graph's linear weights (MatMulNBits; src/engine/quantize.ts); the plain graph stays fp32.
  * Decoder presets tiny and distil get a synthetic tokenizer. Hub presets
  * (smollm2, gpt2, distilgpt2: decoders; minilm: an encoder) take the
  * config.json and tokenizer files of --source (default ../shared/models/<the
@@ -13,7 +15,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bertConfigFromHf, bertParameterCount } from '../src/engine/bert-graph.js';
 import { ENCODER_PRESETS, encoderPresetSource, isEncoderPreset, makeRandomEncoder } from '../src/engine/encoder-dir.js';
-import { makeRandomModel, MODEL_FILE } from '../src/engine/model-dir.js';
+import { makeRandomModel, MODEL_FILE, MODEL_FUSED_FILE } from '../src/engine/model-dir.js';
+import { parseQuantizeMode, QUANTIZE_MODES } from '../src/engine/quantize.js';
 import { getPreset, parameterCount, PRESETS } from '../src/engine/presets.js';
 import { HUB_DECODER_PRESETS, hubPresetSource, isHubDecoderPreset, makeHubShapedDecoder } from '../src/engine/hub-model-dir.js';
 import { parseCli } from './cli-args.js';
@@ -22,7 +25,7 @@ const SHARED_MODELS = path.resolve(import.meta.dirname, '../../shared/models');
 const ALL_PRESETS = [...Object.keys(PRESETS), ...Object.keys(HUB_DECODER_PRESETS), ...Object.keys(ENCODER_PRESETS)];
 const USAGE =
   `tsx scripts/make-model.ts --preset ${ALL_PRESETS.join('|')} --out DIR [--seed N] ` +
-  `[--source DIR (hub presets)] [--layers N] [--std X] (hub decoder presets)`;
+  `[--source DIR (hub presets)] [--layers N] [--std X] (hub decoder presets) [--quantize ${QUANTIZE_MODES.join('|')}] (Llama presets)`;
 const args = parseCli(
   {
     preset: { type: 'string' },
@@ -31,6 +34,7 @@ const args = parseCli(
     source: { type: 'string' },
     layers: { type: 'string' },
     std: { type: 'string' },
+    quantize: { type: 'string' },
     help: { type: 'boolean' },
   },
   USAGE,
@@ -40,6 +44,10 @@ const args = parseCli(
 try {
   if (args.seed !== undefined && !/^\d{1,9}$/.test(args.seed)) throw new Error(`--seed must be a non-negative integer, got "${args.seed}"`);
   const seed = args.seed === undefined ? 1 : Number(args.seed);
+  const quantize = args.quantize === undefined ? undefined : parseQuantizeMode(args.quantize);
+  if (quantize && !Object.hasOwn(PRESETS, args.preset!)) {
+    throw new Error(`--quantize is for the Llama presets only (${Object.keys(PRESETS).join(', ')})`);
+  }
   const outDir = path.resolve(args.out!);
   const started = performance.now();
   let params: number;
@@ -74,12 +82,14 @@ try {
     hubOnly('layers');
     hubOnly('std');
     params = parameterCount(getPreset(args.preset!));
-    await makeRandomModel({ preset: args.preset!, seed, outDir });
+    await makeRandomModel({ preset: args.preset!, seed, outDir, ...(quantize ? { quantize } : {}) });
   }
   const size = fs.statSync(path.join(outDir, MODEL_FILE)).size;
+  const fused = path.join(outDir, MODEL_FUSED_FILE);
+  const fusedNote = fs.existsSync(fused) ? `, ${MODEL_FUSED_FILE} is ${(fs.statSync(fused).size / 1e6).toFixed(1)} MB (${quantize ?? 'fp32'})` : '';
   console.log(
     `wrote ${args.preset} (${(params / 1e6).toFixed(1)}M parameters, seed ${seed}) to ${outDir} in ` +
-      `${((performance.now() - started) / 1000).toFixed(2)} s; ${MODEL_FILE} is ${(size / 1e6).toFixed(1)} MB`,
+      `${((performance.now() - started) / 1000).toFixed(2)} s; ${MODEL_FILE} is ${(size / 1e6).toFixed(1)} MB${fusedNote}`,
   );
 } catch (err) {
   process.stderr.write(`error: ${(err as Error).message}\n`);

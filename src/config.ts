@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { QUANTIZE_MODES, type QuantizeMode } from './engine/quantize.js';
 
 /**
  * The only reader of process.env. Everything configurable is declared here,
@@ -21,6 +22,8 @@ const ConfigSchema = z.object({
   TOKENIZER_PATH: optionalString,
   MODEL_NAME: z.string().default('Xenova/distilgpt2'),
   MODEL_CACHE_DIR: z.string().default('.model-cache'),
+  // Weight quantization of a llama2.c checkpoint imported at start-up (src/engine/quantize.ts); empty: fp32.
+  MODEL_QUANTIZE: z.enum(['', ...QUANTIZE_MODES] as [string, ...string[]]).default('').transform((v) => (v === '' ? undefined : (v as QuantizeMode))),
   API_KEY: optionalString,
   API_KEYS: optionalString,
   ORT_INTRA_OP_THREADS: intFrom(0, 0, 256),
@@ -64,6 +67,8 @@ export interface Config {
   tokenizerPath: string | undefined;
   modelName: string;
   modelCacheDir: string;
+  /** Quantize a llama2.c checkpoint's fused graph when it is imported at start-up (int8, int4); undefined: fp32. */
+  modelQuantize: QuantizeMode | undefined;
   /** Accepted API keys (raw). Never logged. */
   apiKeys: string[];
   /** ONNX Runtime intra-op threads; defaults to the machine's cores. */
@@ -136,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenizerPath: e.TOKENIZER_PATH ? path.resolve(e.TOKENIZER_PATH) : undefined,
     modelName: e.MODEL_NAME,
     modelCacheDir: path.resolve(e.MODEL_CACHE_DIR),
+    modelQuantize: e.MODEL_QUANTIZE,
     apiKeys: keys,
     ortThreads: e.ORT_INTRA_OP_THREADS > 0 ? e.ORT_INTRA_OP_THREADS : Math.max(1, os.availableParallelism()),
     maxWaitingRequests: e.MAX_WAITING_REQUESTS,

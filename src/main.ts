@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   let source: ModelSource;
   try {
     config = loadConfig();
-    source = resolveModelSource(config.modelPath, config.tokenizerPath, config.modelName);
+    source = resolveModelSource(config.modelPath, config.tokenizerPath, config.modelName, config.modelQuantize);
     checkEmbeddingModelPath(config.embeddingModelPath);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof ModelSourceError || err instanceof EmbeddingSourceError) {

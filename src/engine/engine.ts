@@ -53,6 +53,8 @@ export class Engine {
       source: opts.source,
       graph: backend instanceof FusedBackend ? 'fused' : 'plain',
       fingerprint,
+      // Only the fused graph carries quantized weights; the plain one is always fp32.
+      quantization: backend instanceof FusedBackend ? config.quantization : null,
     };
   }
 

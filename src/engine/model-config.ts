@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseQuantizationConfig, type QuantizationInfo } from './quantize.js';
 
 /** What the engine needs to know of a decoder model, whatever its config dialect (llama, gpt2, ...). */
 export interface DecoderConfig {
@@ -14,6 +15,8 @@ export interface DecoderConfig {
   contextWindow: number;
   /** Token ids that end generation. */
   eosTokenIds: number[];
+  /** How the fused graph's weights are quantized (config.json `quantization`); null: fp32. */
+  quantization: QuantizationInfo | null;
 }
 
 type Json = Record<string, unknown>;
@@ -60,6 +63,7 @@ export function readDecoderConfig(dir: string): DecoderConfig {
     vocabSize: need('vocabulary size', 'vocab_size'),
     contextWindow: need('context window', 'max_position_embeddings', 'n_positions', 'n_ctx'),
     eosTokenIds: eos,
+    quantization: parseQuantizationConfig(cfg.quantization) ?? null,
   };
 }
 

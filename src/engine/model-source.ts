@@ -1,20 +1,43 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { resolveCheckpointModel } from './model-dir.js';
+import type { QuantizeMode } from './quantize.js';
 
 /** Where the model comes from, decided from configuration before anything loads. */
 export type ModelSource =
   | { kind: 'directory'; dir: string; name: string }
-  | { kind: 'llama2c'; checkpoint: string; tokenizer: string | undefined; name: string }
+  | { kind: 'llama2c'; checkpoint: string; tokenizer: string | undefined; name: string; quantize?: QuantizeMode }
   | { kind: 'hub'; id: string; name: string };
 
 export class ModelSourceError extends Error {}
 
 /**
  * MODEL_PATH (a model directory, or a llama2.c `.bin` checkpoint) wins over
- * MODEL_NAME (a hub id). Throws ModelSourceError when MODEL_PATH names nothing usable.
+ * MODEL_NAME (a hub id). Throws ModelSourceError when MODEL_PATH names
+ * nothing usable, or when MODEL_QUANTIZE (`quantize`) is set for a source
+ * that is not a checkpoint imported here (a model directory is quantized
+ * when it is made; hub models are served as published).
  */
-export function resolveModelSource(modelPath: string | undefined, tokenizerPath: string | undefined, modelName: string): ModelSource {
+export function resolveModelSource(
+  modelPath: string | undefined,
+  tokenizerPath: string | undefined,
+  modelName: string,
+  quantize?: QuantizeMode,
+): ModelSource {
+  const source = resolveSource(modelPath, tokenizerPath, modelName);
+  if (quantize === undefined) return source;
+  if (source.kind !== 'llama2c') {
+    throw new ModelSourceError(
+      `MODEL_QUANTIZE=${quantize} applies only to a llama2.c checkpoint imported at start-up (MODEL_PATH=FILE.bin), ` +
+        `but the model comes from ${source.kind === 'hub' ? `the hub (MODEL_NAME=${source.id})` : `the model directory MODEL_PATH=${source.dir}`}. ` +
+        `Unset MODEL_QUANTIZE, or quantize when the directory is made: npm run import-llama2c -- ... --quantize ${quantize} ` +
+        `(or npm run make-model -- ... --quantize ${quantize}).`,
+    );
+  }
+  return { ...source, quantize };
+}
+
+function resolveSource(modelPath: string | undefined, tokenizerPath: string | undefined, modelName: string): ModelSource {
   if (modelPath === undefined) return { kind: 'hub', id: modelName, name: modelName.split('/').pop() ?? modelName };
   if (!fs.existsSync(modelPath)) {
     throw new ModelSourceError(`MODEL_PATH=${modelPath} does not exist. Set MODEL_PATH to a transformers.js model directory or a llama2.c .bin checkpoint.`);
@@ -46,7 +69,7 @@ export async function materializeModel(source: ModelSource, cacheDir: string): P
     case 'directory':
       return source.dir;
     case 'llama2c':
-      return resolveCheckpointModel(source.checkpoint, source.tokenizer, path.join(cacheDir, 'llama2c'));
+      return resolveCheckpointModel(source.checkpoint, source.tokenizer, path.join(cacheDir, 'llama2c'), source.quantize);
     case 'hub':
       return fetchHubModel(source.id, path.join(cacheDir, 'hub'));
   }

@@ -8,6 +8,7 @@ export const ElemType = {
   INT32: onnx.TensorProto.DataType.INT32,
   INT64: onnx.TensorProto.DataType.INT64,
   BOOL: onnx.TensorProto.DataType.BOOL,
+  UINT8: onnx.TensorProto.DataType.UINT8,
 } as const;
 export type ElemType = (typeof ElemType)[keyof typeof ElemType];
 
@@ -100,6 +101,16 @@ export class GraphBuilder {
     }
     const unique = this.fresh(name);
     this.initializers.push({ name: unique, dims, dataType: ElemType.FLOAT, rawData: bytesOf(data) });
+    return unique;
+  }
+
+  /** Adds a uint8 initializer (quantized weights); the data is referenced, not copied, until serialization. */
+  uint8(name: string, dims: number[], data: Uint8Array): string {
+    if (data.length !== dims.reduce((a, b) => a * b, 1)) {
+      throw new Error(`initializer ${name}: ${data.length} values for shape [${dims.join(', ')}]`);
+    }
+    const unique = this.fresh(name);
+    this.initializers.push({ name: unique, dims, dataType: ElemType.UINT8, rawData: bytesOf(data) });
     return unique;
   }
 

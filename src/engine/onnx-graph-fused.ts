@@ -92,15 +92,17 @@
  * launches; well above the 1 ms aimed at.
  */
 import { GraphBuilder, ElemType, attrFloat, attrInt, attrInts } from './onnx-builder.js';
+import { quantizeBlockwise, type FusedQuantizeOptions } from './quantize.js';
 import {
+  floatLinear,
   pastKeyName,
   pastValueName,
   presentKeyName,
   presentValueName,
   ropeCosSin,
-  stackTransposed,
   swiGluMlp,
   validateLlamaWeights,
+  type LinearLayer,
   type LlamaConfig,
   type LlamaLayerWeights,
   type LlamaWeights,
@@ -142,6 +144,14 @@ export interface FusedGraphOptions {
    * RotaryEmbedding contrib op.
    */
   rotaryInAttention?: boolean | 'auto';
+  /**
+   * Block-wise quantized weights (src/engine/quantize.ts): every layer's
+   * linear layers (packed QKV, o_proj, gate/up, down) become `MatMulNBits`
+   * (`com.microsoft`), and the LM head too when `lmHead`. The token
+   * embedding's Gather stays float32. Absent: float32 MatMuls, the graph
+   * byte for byte as without the option.
+   */
+  quantize?: FusedQuantizeOptions;
 }
 
 const MS = 'com.microsoft';
@@ -188,6 +198,7 @@ export function buildLlamaOnnxFused(weights: LlamaWeights, options: FusedGraphOp
   const rotaryOpt = options.rotaryInAttention ?? 'auto';
   const rotaryInGqa = mode === 'gqa' && (rotaryOpt === 'auto' ? gqaRotarySupported(headDim) : rotaryOpt);
   const b = new GraphBuilder();
+  const linear = options.quantize ? matMulNBitsLinear(b, options.quantize) : floatLinear(b);
 
   const inputIds = b.input(FUSED_INPUTS.inputIds, ElemType.INT64, ['batch_size', 'sequence_length']);
   let pastLen: string;
@@ -228,10 +239,10 @@ export function buildLlamaOnnxFused(weights: LlamaWeights, options: FusedGraphOp
   let normed = simplifiedNorm(b, residual, b.float('model.layers.0.input_layernorm.weight', [c.dim], weights.layers[0]!.rmsAtt), c.normEps);
   weights.layers.forEach((layer, i) => {
     const p = `model.layers.${i}`;
-    const attn = attention(b, c, layer, i, normed, past[i]!, ctx, packed);
+    const attn = attention(b, c, layer, i, normed, past[i]!, ctx, packed, linear);
     // residual += attn; normed = rmsnorm(residual), in one kernel.
     [normed, residual] = skipNorm(b, attn, residual, b.float(`${p}.post_attention_layernorm.weight`, [c.dim], layer.rmsFfn), c.normEps);
-    const down = swiGluMlp(b, c, layer, p, normed);
+    const down = swiGluMlp(b, c, layer, p, normed, linear);
     const next = weights.layers[i + 1];
     if (next) {
       [normed, residual] = skipNorm(b, down, residual, b.float(`model.layers.${i + 1}.input_layernorm.weight`, [c.dim], next.rmsAtt), c.normEps);
@@ -245,8 +256,13 @@ export function buildLlamaOnnxFused(weights: LlamaWeights, options: FusedGraphOp
   const flat = b.op('Reshape', [residual, b.int64([-1, c.dim])]);
   const last = b.op('Gather', [flat, logitsIndex], { axis: attrInt(0) });
   const finalNormed = simplifiedNorm(b, last, b.float('model.norm.weight', [c.dim], weights.rmsFinal), c.normEps);
-  const classifier = weights.wcls ? b.float('lm_head.weight', [c.vocabSize, c.dim], weights.wcls) : embedding;
-  b.op('Gemm', [finalNormed, classifier], { transB: attrInt(1) }, 'logits');
+  if (options.quantize?.lmHead) {
+    // MatMulNBits takes B as [N, K] = [vocab, dim], the embedding's own layout.
+    matMulNBits(b, options.quantize, finalNormed, 'lm_head', weights.wcls ?? weights.tokenEmbedding, c.dim, c.vocabSize, 'logits');
+  } else {
+    const classifier = weights.wcls ? b.float('lm_head.weight', [c.vocabSize, c.dim], weights.wcls) : embedding;
+    b.op('Gemm', [finalNormed, classifier], { transB: attrInt(1) }, 'logits');
+  }
 
   b.output('logits', ElemType.FLOAT, ['batch_size', c.vocabSize]);
   const newDims = ['batch_size', c.nKvHeads, 'sequence_length', headDim];
@@ -278,6 +294,32 @@ interface AttnContext {
 }
 
 /** RMSNorm as ONNX Runtime's SimplifiedLayerNormalization (registered in the default domain). */
+/** Linear layers as MatMulNBits over block-quantized `[out, in]` weights (no transpose: that is the operator's B layout). */
+function matMulNBitsLinear(b: GraphBuilder, q: FusedQuantizeOptions): LinearLayer {
+  return (h, name, mats, inDim, outDim) => {
+    const w = mats.length === 1 ? mats[0]! : concatRows(mats);
+    return matMulNBits(b, q, h, name, w, inDim, outDim);
+  };
+}
+
+function matMulNBits(b: GraphBuilder, q: FusedQuantizeOptions, h: string, name: string, w: Float32Array, k: number, n: number, outputName?: string): string {
+  const m = quantizeBlockwise(w, n, k, q.bits, q.blockSize);
+  const weight = b.uint8(`${name}.weight_q${q.bits}`, [n, m.kBlocks, m.blobSize], m.data);
+  const scales = b.float(`${name}.weight_scales`, [n * m.kBlocks], m.scales);
+  const attrs = { K: attrInt(k), N: attrInt(n), bits: attrInt(q.bits), block_size: attrInt(q.blockSize), accuracy_level: attrInt(q.accuracyLevel) };
+  return b.opN('MatMulNBits', [h, weight, scales], 1, attrs, outputName ? [outputName] : undefined, MS)[0]!;
+}
+
+function concatRows(mats: Float32Array[]): Float32Array {
+  const out = new Float32Array(mats.reduce((n, m) => n + m.length, 0));
+  let at = 0;
+  for (const m of mats) {
+    out.set(m, at);
+    at += m.length;
+  }
+  return out;
+}
+
 function simplifiedNorm(b: GraphBuilder, x: string, weight: string, eps: number): string {
   return b.op('SimplifiedLayerNormalization', [x, weight], { axis: attrInt(-1), epsilon: attrFloat(eps) });
 }
@@ -337,17 +379,17 @@ function projectQkv(
   h: string,
   packed: boolean,
   qScale: number,
+  linear: LinearLayer,
 ): { qkv?: string; q: () => string[] } {
   const headDim = c.dim / c.nHeads;
   const kvDim = c.nKvHeads * headDim;
+  // Quantized graphs quantize this scaled wq (external attention's folded 1/sqrt(headDim)).
   const wq = qScale === 1 ? w.wq : w.wq.map((x) => x * qScale);
   if (packed) {
-    const wqkv = stackTransposed([wq, w.wk, w.wv], c.dim);
-    const qkv = b.op('MatMul', [h, b.float(`${p}.self_attn.qkv_proj.weight_t`, [c.dim, c.dim + 2 * kvDim], wqkv)]);
+    const qkv = linear(h, `${p}.self_attn.qkv_proj`, [wq, w.wk, w.wv], c.dim, c.dim + 2 * kvDim);
     return { qkv, q: () => b.opN('Split', [qkv, b.int64([c.dim, kvDim, kvDim])], 3, { axis: attrInt(-1) }) };
   }
-  const proj = (name: string, m: Float32Array, out: number): string =>
-    b.op('MatMul', [h, b.float(`${p}.self_attn.${name}.weight_t`, [c.dim, out], stackTransposed([m], c.dim))]);
+  const proj = (name: string, m: Float32Array, out: number): string => linear(h, `${p}.self_attn.${name}`, [m], c.dim, out);
   const qkv = [proj('q_proj', wq, c.dim), proj('k_proj', w.wk, kvDim), proj('v_proj', w.wv, kvDim)];
   return { q: () => qkv };
 }
@@ -361,15 +403,16 @@ function attention(
   past: { key: string; value: string },
   ctx: AttnContext,
   packed: boolean,
+  linear: LinearLayer,
 ): string {
   const p = `model.layers.${index}`;
   // External attention folds the softmax scale 1/sqrt(headDim) into wq (RoPE
   // is linear, so scaling q before or after it is the same): MLAS has a fast
   // path for the batched single-row score products only when alpha is 1.
   const qScale = ctx.mode === 'external' ? 1 / Math.sqrt(c.dim / c.nHeads) : 1;
-  const proj = projectQkv(b, c, w, p, h, packed, qScale);
+  const proj = projectQkv(b, c, w, p, h, packed, qScale, linear);
   const context = ctx.mode === 'gqa' ? gqaAttention(b, c, index, proj, past, ctx) : externalAttention(b, c, index, proj, past, ctx);
-  return b.op('MatMul', [context, b.float(`${p}.self_attn.o_proj.weight_t`, [c.dim, c.dim], stackTransposed([w.wo], c.dim))]);
+  return linear(context, `${p}.self_attn.o_proj`, [w.wo], c.dim, c.dim);
 }
 
 function gqaAttention(

@@ -340,18 +340,26 @@ function decoderLayer(
 }
 
 /**
- * The SwiGLU feed-forward block `w2(silu(w1 x) * w3 x)` of layer prefix `p`
- * on `h` `[..., dim]`, with gate and up projections packed into one MatMul.
+ * A linear layer `h @ W^T` of weights given as `[out_k, in]` matrices stacked
+ * along `out` (one product for several projections), named by its prefix
+ * (e.g. `model.layers.0.mlp.gate_up_proj`). The graph builders pass
+ * {@link floatLinear} (a float32 MatMul) or a quantized one.
  */
-export function swiGluMlp(b: GraphBuilder, c: LlamaConfig, w: LlamaLayerWeights, p: string, h: string): string {
-  const gateUp = b.op('MatMul', [
-    h,
-    b.float(`${p}.mlp.gate_up_proj.weight_t`, [c.dim, 2 * c.hiddenDim], stackTransposed([w.w1, w.w3], c.dim)),
-  ]);
+export type LinearLayer = (h: string, name: string, mats: Float32Array[], inDim: number, outDim: number) => string;
+
+/** A float32 MatMul against the stacked, transposed weights `${name}.weight_t` `[in, out]`. */
+export function floatLinear(b: GraphBuilder): LinearLayer {
+  return (h, name, mats, inDim, outDim) => b.op('MatMul', [h, b.float(`${name}.weight_t`, [inDim, outDim], stackTransposed(mats, inDim))]);
+}
+
+/**
+ * The SwiGLU feed-forward block `w2(silu(w1 x) * w3 x)` of layer prefix `p`
+ * on `h` `[..., dim]`, with gate and up projections packed into one linear
+ * layer (float32 MatMuls unless `linear` says otherwise).
+ */
+export function swiGluMlp(b: GraphBuilder, c: LlamaConfig, w: LlamaLayerWeights, p: string, h: string, linear: LinearLayer = floatLinear(b)): string {
+  const gateUp = linear(h, `${p}.mlp.gate_up_proj`, [w.w1, w.w3], c.dim, 2 * c.hiddenDim);
   const [gate, up] = b.opN('Split', [gateUp, b.int64([c.hiddenDim, c.hiddenDim])], 2, { axis: attrInt(-1) });
   const silu = b.op('Mul', [gate!, b.op('Sigmoid', [gate!])]);
-  return b.op('MatMul', [
-    b.op('Mul', [silu, up!]),
-    b.float(`${p}.mlp.down_proj.weight_t`, [c.hiddenDim, c.dim], stackTransposed([w.w2], c.hiddenDim)),
-  ]);
+  return linear(b.op('Mul', [silu, up!]), `${p}.mlp.down_proj`, [w.w2], c.hiddenDim, c.dim);
 }

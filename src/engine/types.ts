@@ -1,3 +1,5 @@
+import type { QuantizationInfo } from './quantize.js';
+
 /** One turn of a conversation, as chat templates take it. */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -93,4 +95,6 @@ export interface ModelInfo {
   graph: 'fused' | 'plain';
   /** A hash of the model directory's files (OpenAI's system_fingerprint is built from it). */
   fingerprint: string;
+  /** How the running graph's weights are quantized; null: fp32 (also a quantized directory run on its fp32 plain graph). */
+  quantization: QuantizationInfo | null;
 }

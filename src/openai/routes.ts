@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { notFound } from '../errors.js';
 import { asyncHandler } from '../rest/middleware.js';
+import { quantizationJson } from '../rest/health-routes.js';
 import type { CompletionEvent, CompletionResult, CompletionService, NamedLogprob } from '../services/completions.js';
 import type { EmbeddingHost } from '../services/embeddings/host.js';
 import type { ModelHost } from '../services/model-host.js';
@@ -213,6 +214,8 @@ export function openAiRouter(completions: CompletionService, host: ModelHost, em
     owned_by: m.ownedBy,
     context_window: m.contextWindow,
     ...(m.kind === 'embedding' ? { dimensions: m.dimensions } : {}),
+    // An extra: how the weights are quantized (null: fp32).
+    quantization: quantizationJson(m.quantization),
   });
   router.get('/v1/models', (_req: Request, res: Response) => {
     res.json({ object: 'list', data: listModels(host, embeddings).map(modelJson) });

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { QuantizationInfo } from '../engine/quantize.js';
 import { errorEnvelope } from '../errors.js';
 import { publicError } from '../services/errors.js';
 import type { EmbeddingStatus } from '../services/embeddings/host.js';
@@ -15,6 +16,23 @@ export function embeddingJson(e: EmbeddingStatus) {
     reason: e.reason,
     queue_depth: e.queueDepth,
     load_seconds: e.loadSeconds,
+  };
+}
+
+/** The served model's weight quantization (null: fp32), as /v1/health and /v1/models show it. */
+export function quantizationJson(q: QuantizationInfo | null) {
+  if (q === null) return null;
+  return {
+    mode: q.mode,
+    method: q.method,
+    bits: q.bits,
+    block_size: q.blockSize,
+    symmetric: q.symmetric,
+    accuracy_level: q.accuracyLevel,
+    linear_layers: q.linearLayers,
+    lm_head: q.lmHead,
+    embedding: q.embedding,
+    graph: q.graph,
   };
 }
 
@@ -38,6 +56,7 @@ export function healthRouter(health: HealthService): Router {
     res.json({
       status: h.status,
       model: h.model,
+      quantization: quantizationJson(h.quantization),
       device: h.device,
       model_loaded: h.modelLoaded,
       uptime_s: h.uptimeS,

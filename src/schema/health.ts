@@ -6,6 +6,7 @@ import type { ModelInfo } from '../engine/types.js';
 import type { EmbeddingStatus } from '../services/embeddings/host.js';
 import { enumOfUnion } from './enums.js';
 import { EmbeddingModel } from './embeddings.js';
+import { Quantization } from './quantization.js';
 
 const HealthStatus = enumOfUnion<HealthReport['status']>('HealthStatus', {
   description: 'Whether the server can answer.',
@@ -30,6 +31,12 @@ const Health = builder.objectRef<HealthReport>('Health').implement({
   fields: (t) => ({
     status: t.field({ type: HealthStatus, description: 'Whether the server can answer.', resolve: (h) => h.status }),
     model: t.exposeString('model', { description: 'The served model.' }),
+    quantization: t.field({
+      type: Quantization,
+      nullable: true,
+      description: "How the served model's weights are quantized; null: fp32 (or not loaded yet).",
+      resolve: (h) => h.quantization,
+    }),
     device: t.exposeString('device', { description: 'Where the model runs (cpu).' }),
     modelLoaded: t.exposeBoolean('modelLoaded', { description: 'Whether the model is loaded.' }),
     uptimeS: t.exposeFloat('uptimeS', { description: 'Seconds since the server started.' }),
@@ -85,6 +92,12 @@ const Model = builder.objectRef<ModelView>('Model').implement({
     vocabSize: t.int({ nullable: true, description: 'Tokens in the vocabulary.', resolve: (m) => m.vocabSize ?? null }),
     source: t.string({ nullable: true, description: 'Where it was loaded from.', resolve: (m) => m.source ?? null }),
     graph: t.field({ type: ModelGraph, nullable: true, description: 'Which graph runs it.', resolve: (m) => m.graph ?? null }),
+    quantization: t.field({
+      type: Quantization,
+      nullable: true,
+      description: 'How the running graph\'s weights are quantized (int8/int4 MatMulNBits); null: fp32, or not loaded yet.',
+      resolve: (m) => m.quantization ?? null,
+    }),
     loadSeconds: t.float({ nullable: true, description: 'Seconds loading took; null until loaded.', resolve: (m) => m.loadSeconds }),
     embedding: t.field({
       type: EmbeddingModel,

@@ -1,6 +1,7 @@
 import { listModels, type ServedModel, type ServedModelKind } from '../services/models.js';
 import { builder } from './builder.js';
 import { enumOfUnion } from './enums.js';
+import { Quantization } from './quantization.js';
 
 const ServedModelKindRef = enumOfUnion<ServedModelKind>('ServedModelKind', {
   description: 'What a listed model answers.',
@@ -22,6 +23,12 @@ const ServedModelRef = builder.objectRef<ServedModel>('ServedModel').implement({
       description: 'Tokens of context (chat), or the most tokens one input may have (embedding); null while it loads.',
     }),
     dimensions: t.exposeInt('dimensions', { nullable: true, description: 'Length of its vectors (embedding models); null for the chat model.' }),
+    quantization: t.field({
+      type: Quantization,
+      nullable: true,
+      description: "How the chat model's weights are quantized; null: fp32 (always null for the embedding model).",
+      resolve: (m) => m.quantization,
+    }),
   }),
 });
 

@@ -1,3 +1,4 @@
+import type { QuantizationInfo } from '../engine/quantize.js';
 import { serviceUnavailable } from '../errors.js';
 import type { EmbeddingHost, EmbeddingStatus } from './embeddings/host.js';
 import type { ModelHost } from './model-host.js';
@@ -6,6 +7,8 @@ import type { RedisState } from './redis.js';
 export interface HealthReport {
   status: 'ok' | 'loading' | 'degraded';
   model: string;
+  /** How the served model's weights are quantized; null: fp32, or not loaded yet. */
+  quantization: QuantizationInfo | null;
   device: string;
   modelLoaded: boolean;
   uptimeS: number;
@@ -55,6 +58,7 @@ export class HealthService {
     return {
       status: state === 'loading' ? 'loading' : state === 'ready' && !redisDown && !embeddingDown ? 'ok' : 'degraded',
       model: this.host.modelName,
+      quantization: this.host.engine?.info.quantization ?? null,
       device: 'cpu',
       modelLoaded: state === 'ready',
       uptimeS: Math.round((Date.now() - this.startedAt) / 100) / 10,

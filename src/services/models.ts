@@ -1,3 +1,4 @@
+import type { QuantizationInfo } from '../engine/quantize.js';
 import type { EmbeddingHost } from './embeddings/host.js';
 import type { ModelHost } from './model-host.js';
 
@@ -18,6 +19,8 @@ export interface ServedModel {
   contextWindow: number | null;
   /** Length of its vectors (embedding models); null for the chat model. */
   dimensions: number | null;
+  /** How the chat model's weights are quantized; null: fp32 (and for the embedding model). */
+  quantization: QuantizationInfo | null;
 }
 
 const seconds = (ms: number | undefined) => (ms === undefined ? null : Math.floor(ms / 1000));
@@ -35,11 +38,12 @@ export function listModels(host: ModelHost, embeddings: EmbeddingHost): ServedMo
       ownedBy: MODEL_OWNER,
       contextWindow: host.engine?.info.contextWindow ?? null,
       dimensions: null,
+      quantization: host.engine?.info.quantization ?? null,
     },
   ];
   const e = embeddings.status();
   if (e.state === 'ready' && e.model !== null) {
-    out.push({ id: e.model, kind: 'embedding', created: seconds(embeddings.readyAt), ownedBy: MODEL_OWNER, contextWindow: e.maxTokens, dimensions: e.dimensions });
+    out.push({ id: e.model, kind: 'embedding', created: seconds(embeddings.readyAt), ownedBy: MODEL_OWNER, contextWindow: e.maxTokens, dimensions: e.dimensions, quantization: null });
   }
   return out;
 }

@@ -8,7 +8,8 @@ import { metricsJson } from '../../src/rest/metrics-routes.js';
 import { ragHitJson, ragIndexJson, ragRetrievalJson } from '../../src/rest/rag-routes.js';
 import type { RagSearchResult } from '../../src/services/rag/service.js';
 import { embeddingsJson } from '../../src/rest/embedding-routes.js';
-import { embeddingJson } from '../../src/rest/health-routes.js';
+import { embeddingJson, quantizationJson } from '../../src/rest/health-routes.js';
+import { quantizationInfo, QUANTIZE_DEFAULTS } from '../../src/engine/quantize.js';
 import type { EmbeddingsResult } from '../../src/services/embeddings/service.js';
 import { schema } from '../../src/schema/index.js';
 import type { BatchSummary } from '../../src/services/batch-evals.js';
@@ -244,6 +245,7 @@ describe('REST and GraphQL name the same output fields', () => {
     ['metricsJson', 'Metrics', metricsJson(metrics)],
     ['embeddingsJson', 'EmbeddingResult', embeddingsJson(embeddings)],
     ['embeddingJson (health)', 'EmbeddingModel', embeddingJson(embeddingStatus)],
+    ['quantizationJson (health, models)', 'Quantization', quantizationJson(quantizationInfo(QUANTIZE_DEFAULTS.int8))!],
     ['record errors', 'RecordError', recordError],
     ['ragIndexJson', 'RagIndex', ragIndexJson(ragIndex)],
     ['rag search', 'RagSearchResult', { results: ragSearch.results.map(ragHitJson), retrieval: ragRetrievalJson(ragSearch) }],

@@ -69,12 +69,12 @@ describe('buildLlamaOnnxFused with quantize (MatMulNBits)', () => {
     expect(nbits).toHaveLength(4 * config.nLayers + (lmHead ? 1 : 0));
     for (const n of nbits) {
       expect(n.domain).toBe('com.microsoft');
-      const attrs = Object.fromEntries(n.attribute.map((a) => [a.name, Number(a.i)]));
+      const attrs = Object.fromEntries((n.attribute ?? []).map((a) => [a.name, Number(a.i)]));
       expect(attrs).toMatchObject({ bits, block_size: 32, accuracy_level: 4 });
       expect(n.input).toHaveLength(3); // A, B, scales: no zero points (symmetric)
     }
     // No float MatMul or Gemm against a weight remains (attention's products are activation × activation).
-    const floatProducts = graph.node.filter((n) => ['MatMul', 'Gemm'].includes(n.opType!) && n.input.some((i) => weightNames.has(i)));
+    const floatProducts = graph.node.filter((n) => ['MatMul', 'Gemm'].includes(n.opType!) && (n.input ?? []).some((i) => weightNames.has(i)));
     expect(floatProducts.map((n) => n.name)).toEqual(lmHead ? [] : [graph.node.find((n) => n.opType === 'Gemm')!.name]);
     // The token embedding stays float32 for the Gather.
     expect(graph.initializer.find((i) => i.name === 'model.embed_tokens.weight')?.dataType).toBe(onnx.TensorProto.DataType.FLOAT);

@@ -2,7 +2,7 @@
  * `npm run bench:profile`: where one stream's time goes.
  *
  *   npm run bench:profile -- [--models llama-85m,distil] [--prompt 300] [--steps 120]
- *       [--batches 1,16] [--requests 3] [--trace-steps 40] [--membw-mb 256] [--no-membw]
+ *       [--batches 1,16] [--requests 3] [--trace-steps 40] [--membw-mb 256] [--no-membw] [--spinning 0|1]
  *       [--cache-dir DIR] [--out-dir DIR] [--no-save]
  *
  * Per model (random weights of a preset, built once under --cache-dir):
@@ -54,7 +54,7 @@ import { round, summarize } from './lib/stats.js';
 const REPO = path.resolve(import.meta.dirname, '..');
 const USAGE =
   'npm run bench:profile -- [--models llama-85m,distil] [--prompt 300] [--steps 120] [--batches 1,16] [--requests 3] ' +
-  '[--trace-steps 40] [--membw-mb 256] [--no-membw] [--cache-dir DIR] [--out-dir DIR] [--no-save]';
+  '[--trace-steps 40] [--membw-mb 256] [--no-membw] [--spinning 0|1] [--cache-dir DIR] [--out-dir DIR] [--no-save]';
 const args = parseCli(
   {
     models: { type: 'string' },
@@ -65,6 +65,7 @@ const args = parseCli(
     'trace-steps': { type: 'string' },
     'membw-mb': { type: 'string' },
     'no-membw': { type: 'boolean' },
+    spinning: { type: 'string' },
     'cache-dir': { type: 'string' },
     'out-dir': { type: 'string' },
     'no-save': { type: 'boolean' },
@@ -94,6 +95,8 @@ const o = {
   cacheDir: path.resolve(REPO, args['cache-dir'] ?? '.model-cache/bench'),
   outDir: path.resolve(REPO, args['out-dir'] ?? 'bench/results'),
   save: !(args['no-save'] as unknown as boolean),
+  /** ONNX Runtime intra-op spinning (the engine's default: off). */
+  spinning: args.spinning === '1',
 };
 const threads = Math.max(1, os.availableParallelism());
 const log = (msg: string): void => void process.stderr.write(`[profile ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -196,6 +199,7 @@ async function engineRuns(dir: string, c: LlamaConfig): Promise<EngineBatchResul
     name: path.basename(dir),
     source: dir,
     threads,
+    spinning: o.spinning,
     limits: { maxBatchSize: Math.max(...o.batches), maxWaiting: 1024, maxPrefillTokens: 512 },
   });
   const out: EngineBatchResult[] = [];
@@ -254,7 +258,14 @@ interface PiecesResult {
 
 function sessionOptions(extra: ort.InferenceSession.SessionOptions = {}): ort.InferenceSession.SessionOptions {
   // What FusedBackend.create gives the engine's session.
-  return { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1, ...extra };
+  return {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    extra: { session: { intra_op: { allow_spinning: o.spinning ? '1' : '0' } } },
+    ...extra,
+  };
 }
 
 async function kvPieces(file: string, c: LlamaConfig): Promise<PiecesResult> {
@@ -446,7 +457,7 @@ async function main(): Promise<void> {
     date: started.toISOString(),
     git: gitInfo(),
     machine: { cpu: os.cpus()[0]?.model, cpus: os.cpus().length, load_avg_at_start: os.loadavg().map((x) => round(x, 2)), node: process.version, ort_threads: threads },
-    config: { prompt_tokens: o.prompt, steps: o.steps, batches: o.batches, requests: o.requests, trace_steps: o.traceSteps, temperature: 0.8, top_p: 0.95 },
+    config: { spinning: o.spinning, prompt_tokens: o.prompt, steps: o.steps, batches: o.batches, requests: o.requests, trace_steps: o.traceSteps, temperature: 0.8, top_p: 0.95 },
     memory_bandwidth: membw,
     models,
   };

@@ -27,6 +27,11 @@ const ConfigSchema = z.object({
   API_KEY: optionalString,
   API_KEYS: optionalString,
   ORT_INTRA_OP_THREADS: intFrom(0, 0, 256),
+  // ONNX Runtime's intra-op spinning in the decoder session (bench/decode-ab.ts measures it).
+  ORT_SPINNING: z
+    .enum(['', '0', '1', 'false', 'true'])
+    .default('')
+    .transform((v) => v === '1' || v === 'true'),
   MAX_WAITING_REQUESTS: intFrom(64, 1, 100_000),
   MAX_BATCH_SIZE: intFrom(16, 1, 256),
   MAX_PREFILL_TOKENS: intFrom(512, 1, 1_000_000),
@@ -73,6 +78,8 @@ export interface Config {
   apiKeys: string[];
   /** ONNX Runtime intra-op threads; defaults to the machine's cores. */
   ortThreads: number;
+  /** Whether the decoder session's intra-op threads spin while waiting for work (default false: they sleep). */
+  ortSpinning: boolean;
   maxWaitingRequests: number;
   /** Most sequences decoded together in one step. */
   maxBatchSize: number;
@@ -144,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     modelQuantize: e.MODEL_QUANTIZE,
     apiKeys: keys,
     ortThreads: e.ORT_INTRA_OP_THREADS > 0 ? e.ORT_INTRA_OP_THREADS : Math.max(1, os.availableParallelism()),
+    ortSpinning: e.ORT_SPINNING,
     maxWaitingRequests: e.MAX_WAITING_REQUESTS,
     maxBatchSize: e.MAX_BATCH_SIZE,
     maxPrefillTokens: e.MAX_PREFILL_TOKENS,

@@ -154,6 +154,7 @@ async function main(): Promise<void> {
       name: source.name,
       source: source.kind === 'hub' ? source.id : dir,
       threads: config.ortThreads,
+      spinning: config.ortSpinning,
       graph: config.engineGraph,
       onGeneration: (r) => metrics.observeGeneration(r),
       limits: {

@@ -15,6 +15,13 @@ export interface EngineOptions {
   /** Where the model came from (a path or hub id), for health and logs. */
   source: string;
   threads: number;
+  /**
+   * Whether ONNX Runtime's intra-op threads spin between kernels (default
+   * false: they sleep). Spinning saves a wake-up per parallel kernel on an
+   * idle machine and costs 2-3x per decode step when other work shares the
+   * cores (bench/decode-ab.ts; see the notes in onnx-graph-fused.ts).
+   */
+  spinning?: boolean;
   limits: SchedulerLimits;
   /** `auto` runs the fused graph when the directory has one, else the plain graph. */
   graph?: 'auto' | 'plain';
@@ -64,8 +71,8 @@ export class Engine {
     const tokenizer = await Tokenizer.fromDirectory(path.resolve(dir));
     const fused = opts.graph === 'plain' ? undefined : findFusedOnnxFile(dir);
     const backend: BatchBackend = fused
-      ? await FusedBackend.create(fused, config, opts.limits.maxBatchSize, opts.threads)
-      : new PlainBackend(await ModelRunner.create(findOnnxFile(dir), config, opts.threads), opts.limits.maxBatchSize);
+      ? await FusedBackend.create(fused, config, opts.limits.maxBatchSize, opts.threads, opts.spinning ?? false)
+      : new PlainBackend(await ModelRunner.create(findOnnxFile(dir), config, opts.threads, opts.spinning ?? false), opts.limits.maxBatchSize);
     return new Engine(backend, tokenizer, config, opts, modelFingerprint(dir));
   }
 

@@ -11,7 +11,7 @@ import type { DecoderConfig } from './model-config.js';
 export class FusedBackend implements BatchBackend {
   private constructor(private readonly batch: KvBatch) {}
 
-  static async create(onnxFile: string, config: DecoderConfig, maxBatch: number, threads: number): Promise<FusedBackend> {
+  static async create(onnxFile: string, config: DecoderConfig, maxBatch: number, threads: number, spinning = false): Promise<FusedBackend> {
     const batch = await KvBatch.create(
       onnxFile,
       {
@@ -32,6 +32,7 @@ export class FusedBackend implements BatchBackend {
           graphOptimizationLevel: 'all',
           intraOpNumThreads: threads,
           interOpNumThreads: 1,
+          extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } },
         },
       },
     );

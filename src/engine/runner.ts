@@ -49,12 +49,13 @@ export class ModelRunner {
     }
   }
 
-  static async create(onnxFile: string, config: DecoderConfig, threads: number): Promise<ModelRunner> {
+  static async create(onnxFile: string, config: DecoderConfig, threads: number, spinning = false): Promise<ModelRunner> {
     const session = await ort.InferenceSession.create(onnxFile, {
       executionProviders: ['cpu'],
       graphOptimizationLevel: 'all',
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
+      extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } },
     });
     return new ModelRunner(session, config);
   }

@@ -303,7 +303,7 @@ function matMulNBitsLinear(b: GraphBuilder, q: FusedQuantizeOptions): LinearLaye
 }
 
 function matMulNBits(b: GraphBuilder, q: FusedQuantizeOptions, h: string, name: string, w: Float32Array, k: number, n: number, outputName?: string): string {
-  const m = quantizeBlockwise(w, n, k, q.bits, q.blockSize);
+  const m = quantizeBlockwise(w, n, k, q.bits, q.blockSize, q.scales ?? 'absmax');
   const weight = b.uint8(`${name}.weight_q${q.bits}`, [n, m.kBlocks, m.blobSize], m.data);
   const scales = b.float(`${name}.weight_scales`, [n * m.kBlocks], m.scales);
   const attrs = { K: attrInt(k), N: attrInt(n), bits: attrInt(q.bits), block_size: attrInt(q.blockSize), accuracy_level: attrInt(q.accuracyLevel) };

@@ -26,6 +26,15 @@ export const QUANTIZE_MODES: readonly QuantizeMode[] = ['int8', 'int4'];
 /** The only block size built (MatMulNBits allows any power of two >= 16). */
 export const QUANT_BLOCK_SIZE = 32;
 
+/**
+ * How a block's scale is chosen. `absmax`: the value of largest magnitude
+ * maps exactly to the most negative code. `mse`: a search around that (21
+ * candidate scales, each refit by least squares over its codes) keeps the
+ * scale with the least squared error of the block; same layout, same cost
+ * at run time, slower to build.
+ */
+export type ScaleMethod = 'absmax' | 'mse';
+
 /** What the fused graph builder needs to quantize: see buildLlamaOnnxFused's `quantize` option. */
 export interface FusedQuantizeOptions {
   bits: 4 | 8;
@@ -38,6 +47,8 @@ export interface FusedQuantizeOptions {
   accuracyLevel: number;
   /** Whether the LM head (the classifier, tied to the embedding or not) is quantized too. */
   lmHead: boolean;
+  /** How each block's scale is chosen (default absmax). */
+  scales?: ScaleMethod;
 }
 
 /**
@@ -53,6 +64,8 @@ export interface QuantizationInfo {
   blockSize: number;
   /** Symmetric: no zero points stored; the operator's default 2^(bits-1) applies. */
   symmetric: true;
+  /** How each block's scale was chosen. */
+  scaleMethod: ScaleMethod;
   accuracyLevel: number;
   /** Which tensors are quantized: every layer's linear weights (q/k/v, o, gate/up, down), always. */
   linearLayers: true;
@@ -65,15 +78,18 @@ export interface QuantizationInfo {
 }
 
 /**
- * Defaults per mode, chosen by measurement (bench/quantize-quality.ts and
- * README "Quantization"): accuracy_level 4 (int8 activations) is the fastest
- * at both bit widths with agreement unchanged within noise; the LM head stays
- * float32 (it is one small matrix on these vocabularies, and quantizing it
- * costs agreement for no measurable speed).
+ * Defaults per mode, chosen by measurement (bench/quantize-quality.ts,
+ * README "Quantization"): accuracy_level 4 (int8 activations) is the only
+ * level at which 8-bit weights run fast in ONNX Runtime 1.30's CPU kernel
+ * (levels 0/1: several times slower than fp32) and the fastest for 4-bit,
+ * at a small cost in agreement for 8-bit and none measurable for 4-bit; the
+ * LM head stays float32 (quantizing it lowers stories260K's agreement and
+ * KL clearly, and is 0.5% of llama-85m's weights, so no speed to win);
+ * `mse` scales beat `absmax` on every quality figure at no run-time cost.
  */
 export const QUANTIZE_DEFAULTS: Record<QuantizeMode, FusedQuantizeOptions> = {
-  int8: { bits: 8, blockSize: QUANT_BLOCK_SIZE, accuracyLevel: 4, lmHead: false },
-  int4: { bits: 4, blockSize: QUANT_BLOCK_SIZE, accuracyLevel: 4, lmHead: false },
+  int8: { bits: 8, blockSize: QUANT_BLOCK_SIZE, accuracyLevel: 4, lmHead: false, scales: 'mse' },
+  int4: { bits: 4, blockSize: QUANT_BLOCK_SIZE, accuracyLevel: 4, lmHead: false, scales: 'mse' },
 };
 
 /** Parses a CLI or environment value; throws naming the accepted ones. */
@@ -90,6 +106,7 @@ export function quantizationInfo(options: FusedQuantizeOptions): QuantizationInf
     bits: options.bits,
     blockSize: options.blockSize,
     symmetric: true,
+    scaleMethod: options.scales ?? 'absmax',
     accuracyLevel: options.accuracyLevel,
     linearLayers: true,
     lmHead: options.lmHead,
@@ -106,6 +123,7 @@ export function quantizationConfigJson(q: QuantizationInfo): Record<string, unkn
     bits: q.bits,
     block_size: q.blockSize,
     symmetric: q.symmetric,
+    scale_method: q.scaleMethod,
     accuracy_level: q.accuracyLevel,
     quantized: ['layers.*.self_attn.qkv_proj', 'layers.*.self_attn.o_proj', 'layers.*.mlp.gate_up_proj', 'layers.*.mlp.down_proj', ...(q.lmHead ? ['lm_head'] : [])],
     lm_head: q.lmHead,
@@ -128,7 +146,8 @@ export function parseQuantizationConfig(raw: unknown): QuantizationInfo | undefi
   if ((bits !== 4 && bits !== 8) || typeof blockSize !== 'number' || typeof accuracyLevel !== 'number' || r.method !== 'MatMulNBits') {
     throw new Error(`config.json: unreadable "quantization" record ${JSON.stringify(raw)}`);
   }
-  return quantizationInfo({ bits, blockSize: blockSize as 32, accuracyLevel, lmHead: r.lm_head === true });
+  const scales = r.scale_method === 'mse' ? 'mse' : 'absmax';
+  return quantizationInfo({ bits, blockSize: blockSize as 32, accuracyLevel, lmHead: r.lm_head === true, scales });
 }
 
 /** A [N, K] matrix in MatMulNBits' layout. */
@@ -153,7 +172,14 @@ export interface QuantizedMatrix {
  * the others round to nearest and clamp. A last block shorter than
  * `blockSize` (k not a multiple) is padded with zero codes.
  */
-export function quantizeBlockwise(w: Float32Array, n: number, k: number, bits: 4 | 8, blockSize: number = QUANT_BLOCK_SIZE): QuantizedMatrix {
+export function quantizeBlockwise(
+  w: Float32Array,
+  n: number,
+  k: number,
+  bits: 4 | 8,
+  blockSize: number = QUANT_BLOCK_SIZE,
+  method: ScaleMethod = 'absmax',
+): QuantizedMatrix {
   if (w.length !== n * k) throw new Error(`quantizeBlockwise: ${w.length} values for [${n}, ${k}]`);
   if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new Error(`block size ${blockSize} must be a power of two >= 16`);
   const kBlocks = Math.ceil(k / blockSize);
@@ -174,7 +200,8 @@ export function quantizeBlockwise(w: Float32Array, n: number, k: number, bits: 4
         const v = w[rowBase + i]!;
         if (Math.abs(v) > Math.abs(m)) m = v;
       }
-      const scale = m === 0 ? 0 : Math.fround(m / qMin);
+      let scale = m === 0 ? 0 : Math.fround(m / qMin);
+      if (method === 'mse' && m !== 0) scale = searchScale(w, rowBase + start, rowBase + end, scale, qMin, qMax);
       scales[row * kBlocks + blk] = scale;
       const inv = scale === 0 ? 0 : 1 / scale;
       codes.fill(zero);
@@ -191,6 +218,44 @@ export function quantizeBlockwise(w: Float32Array, n: number, k: number, bits: 4
     }
   }
   return { n, k, bits, blockSize, kBlocks, blobSize, data, scales };
+}
+
+/** Squared error of w[start..end) coded with `scale` (float32, as stored). */
+function blockError(w: Float32Array, start: number, end: number, scale: number, qMin: number, qMax: number): number {
+  const inv = 1 / scale;
+  let err = 0;
+  for (let i = start; i < end; i++) {
+    const d = w[i]! - scale * Math.min(qMax, Math.max(qMin, Math.round(w[i]! * inv)));
+    err += d * d;
+  }
+  return err;
+}
+
+/**
+ * The 'mse' scale of w[start..end): around the absmax scale, codes for each
+ * candidate, the least-squares scale for those codes, the one of least error.
+ */
+function searchScale(w: Float32Array, start: number, end: number, absmaxScale: number, qMin: number, qMax: number): number {
+  let best = absmaxScale;
+  let bestErr = blockError(w, start, end, absmaxScale, qMin, qMax);
+  for (let t = -10; t <= 10; t++) {
+    const inv = (1 + 0.015 * t) / absmaxScale;
+    let xl = 0;
+    let ll = 0;
+    for (let i = start; i < end; i++) {
+      const l = Math.min(qMax, Math.max(qMin, Math.round(w[i]! * inv)));
+      xl += w[i]! * l;
+      ll += l * l;
+    }
+    if (ll === 0) continue;
+    const scale = Math.fround(xl / ll);
+    const err = blockError(w, start, end, scale, qMin, qMax);
+    if (err < bestErr) {
+      best = scale;
+      bestErr = err;
+    }
+  }
+  return best;
 }
 
 /** The float32 [n, k] matrix MatMulNBits multiplies by: `(code - 2^(bits-1)) * scale`. */

@@ -28,6 +28,7 @@ export function quantizationJson(q: QuantizationInfo | null) {
     bits: q.bits,
     block_size: q.blockSize,
     symmetric: q.symmetric,
+    scale_method: q.scaleMethod,
     accuracy_level: q.accuracyLevel,
     linear_layers: q.linearLayers,
     lm_head: q.lmHead,

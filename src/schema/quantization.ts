@@ -20,6 +20,9 @@ export const Quantization = builder.objectRef<QuantizationInfo>('Quantization').
     bits: t.exposeInt('bits', { description: 'Bits per weight code (8 or 4).' }),
     blockSize: t.exposeInt('blockSize', { description: 'Weights per block along the input dimension; each block has one scale.' }),
     symmetric: t.exposeBoolean('symmetric', { description: 'No zero points stored: codes are centred on 2^(bits-1).' }),
+    scaleMethod: t.exposeString('scaleMethod', {
+      description: "How each block's scale was chosen: absmax (the largest magnitude maps to the end code) or mse (least squared error).",
+    }),
     accuracyLevel: t.exposeInt('accuracyLevel', {
       description: "MatMulNBits' accuracy_level: 0 or 1 multiply float32 activations; 4 lets ONNX Runtime quantize activations to int8.",
     }),

@@ -41,6 +41,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('stories260K imported 
       bits: 8,
       block_size: 32,
       symmetric: true,
+      scale_method: 'mse',
       accuracy_level: 4,
       linear_layers: true,
       lm_head: false,

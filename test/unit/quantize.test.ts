@@ -93,19 +93,37 @@ describe('quantizeBlockwise (MatMulNBits layout)', () => {
     }
   });
 
+  it('mse scales: less squared error than absmax, never more in any block', () => {
+    const rng = new Rng(5);
+    const w = randomMatrix(rng, 16, 96, 0.5);
+    for (const bits of [4, 8] as const) {
+      const err = (d: Float32Array) => {
+        const perBlock = new Float64Array(16 * 3);
+        d.forEach((x, i) => (perBlock[Math.floor(i / 96) * 3 + Math.floor((i % 96) / 32)]! += (x - w[i]!) ** 2));
+        return perBlock;
+      };
+      const a = err(dequantize(quantizeBlockwise(w, 16, 96, bits)));
+      const m = err(dequantize(quantizeBlockwise(w, 16, 96, bits, 32, 'mse')));
+      m.forEach((e, i) => expect(e).toBeLessThanOrEqual(a[i]! * (1 + 1e-9)));
+      expect(m.reduce((x, y) => x + y)).toBeLessThan(0.95 * a.reduce((x, y) => x + y));
+    }
+  });
+
   it.each([
-    [8, 64, 48, 0],
-    [8, 70, 24, 0], // K not a multiple of 32: the last block padded
-    [4, 64, 48, 0],
-    [4, 70, 24, 0],
-    [4, 100, 16, 1],
-    [8, 100, 16, 1],
-  ] as const)('bits %i, K %i, N %i, accuracy_level %i: onnxruntime-node MatMulNBits equals A @ dequantize(B)^T', async (bits, k, n, level) => {
+    [8, 64, 48, 0, 'absmax'],
+    [8, 70, 24, 0, 'absmax'], // K not a multiple of 32: the last block padded
+    [4, 64, 48, 0, 'absmax'],
+    [4, 70, 24, 0, 'absmax'],
+    [4, 100, 16, 1, 'absmax'],
+    [8, 100, 16, 1, 'absmax'],
+    [4, 70, 24, 0, 'mse'],
+    [8, 70, 24, 0, 'mse'],
+  ] as const)('bits %i, K %i, N %i, accuracy_level %i, %s scales: onnxruntime-node MatMulNBits equals A @ dequantize(B)^T', async (bits, k, n, level, method) => {
     const rng = new Rng(bits * 1000 + k);
     const m = 5;
     const w = randomMatrix(rng, n, k, 0.3);
     const a = randomMatrix(rng, m, k, 1);
-    const q = quantizeBlockwise(w, n, k, bits);
+    const q = quantizeBlockwise(w, n, k, bits, 32, method);
     const session = await ort.InferenceSession.create(matMulNBitsGraph(q, level));
     const out = await session.run({ A: new ort.Tensor('float32', a, [m, k]) });
     const y = out.Y!.data as Float32Array;

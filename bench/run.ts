@@ -17,14 +17,22 @@ import { makePrompts, PROMPT_MAX_TOKENS, PROMPT_MIN_TOKENS, type Prompt } from '
 import { round, summarize } from './lib/stats.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
-const MODELS = ['stories260K', 'distil'] as const;
-type ModelName = (typeof MODELS)[number];
+const MODELS = ['stories260K', 'distil', 'llama-85m'] as const;
+type BaseModel = (typeof MODELS)[number];
+/** Weight formats of the random-weight Llama presets (make-model --quantize); fp32 is the plain build. */
+const VARIANTS = ['fp32', 'int8', 'int4'] as const;
+type Variant = (typeof VARIANTS)[number];
+/** A model and its weight format, named `llama-85m` (fp32) or `llama-85m-int8`. */
+type ModelName = string;
 const MODES = ['server', 'raw', 'naive'] as const;
 type Mode = (typeof MODES)[number];
 const API_KEY = 'bench-key';
 
 const USAGE = `npm run bench -- [options]
-  --model stories260K|distil|all   models to run (default all)
+  --model stories260K|distil|llama-85m|all   models to run (default all)
+  --variants fp32,int8,int4        weight formats of the random-weight presets (distil, llama-85m): each
+                                   is built once with make-model --quantize and benchmarked as its own
+                                   model, e.g. llama-85m-int8 (default fp32; stories260K is always fp32)
   --modes server,raw,naive         modes to run (default all three)
   --concurrency 1,4,16             closed-loop client counts (default 1,4,16)
   --duration S                     seconds per run (default 20)
@@ -52,6 +60,7 @@ function parseCli() {
     ({ values } = parseArgs({
       options: {
         model: { type: 'string' },
+        variants: { type: 'string' },
         modes: { type: 'string' },
         concurrency: { type: 'string' },
         duration: { type: 'string' },
@@ -94,9 +103,14 @@ function parseCli() {
     return n;
   };
   const modelArg = str('model') ?? 'all';
-  const models: ModelName[] =
-    modelArg === 'all' ? [...MODELS] : (modelArg.split(',').map((m) => m.trim()) as ModelName[]);
-  for (const m of models) if (!MODELS.includes(m)) fail(`unknown model "${m}" (stories260K, distil or all)`);
+  const bases: BaseModel[] =
+    modelArg === 'all' ? [...MODELS] : (modelArg.split(',').map((m) => m.trim()) as BaseModel[]);
+  for (const m of bases) if (!MODELS.includes(m)) fail(`unknown model "${m}" (${MODELS.join(', ')} or all)`);
+  const variants = (str('variants') ?? 'fp32').split(',').map((v) => v.trim()) as Variant[];
+  for (const v of variants) if (!VARIANTS.includes(v)) fail(`unknown variant "${v}" (${VARIANTS.join(', ')})`);
+  const models: ModelSetupName[] = bases.flatMap((base): ModelSetupName[] =>
+    base === 'stories260K' ? [{ base, variant: 'fp32' }] : variants.map((variant) => ({ base, variant })),
+  );
   const modesArg = str('modes') ?? MODES.join(',');
   const modes = modesArg.split(',').map((m) => m.trim()) as Mode[];
   for (const m of modes) if (!MODES.includes(m)) fail(`unknown mode "${m}" (server, raw, naive)`);
@@ -129,6 +143,13 @@ function parseCli() {
 
 type Options = ReturnType<typeof parseCli>;
 
+interface ModelSetupName {
+  base: BaseModel;
+  variant: Variant;
+}
+
+const modelName = (m: ModelSetupName): ModelName => (m.variant === 'fp32' ? m.base : `${m.base}-${m.variant}`);
+
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 // ---------------------------------------------------------------- models
@@ -158,29 +179,40 @@ async function buildOnce(dir: string, script: string, args: string[], timeoutMs:
 
 interface ModelSetup {
   name: ModelName;
+  base: BaseModel;
+  variant: Variant;
   /** The transformers.js model directory (raw and naive read it). */
   dir: string;
   /** What the real server is given as MODEL_PATH. */
   serverModelPath: string;
   build: { built: boolean; seconds: number; onnx_mb: number };
+  /** Size of the graph the server runs (onnx/model_fused.onnx when there is one: the quantized one for int8/int4), MB. */
+  model_mb: number;
 }
 
-async function prepareModel(name: ModelName, o: Options): Promise<ModelSetup> {
+async function prepareModel(setup: ModelSetupName, o: Options): Promise<ModelSetup> {
+  const name = modelName(setup);
   const dir = path.join(o.cacheDir, name);
   let build: { built: boolean; seconds: number };
   let serverModelPath: string;
-  if (name === 'stories260K') {
+  if (setup.base === 'stories260K') {
     if (!fs.existsSync(STORIES_BIN)) throw new Error(`${STORIES_BIN} not found (the stories260K checkpoint beside this repository)`);
     build = await buildOnce(dir, 'scripts/import-llama2c.ts', ['--checkpoint', STORIES_BIN], 10 * 60_000);
     // The server imports the checkpoint itself, as a user's server would.
     serverModelPath = STORIES_BIN;
   } else {
-    build = await buildOnce(dir, 'scripts/make-model.ts', ['--preset', 'distil', '--seed', '1'], 60 * 60_000);
+    const quantize = setup.variant === 'fp32' ? [] : ['--quantize', setup.variant];
+    build = await buildOnce(dir, 'scripts/make-model.ts', ['--preset', setup.base, '--seed', '1', ...quantize], 60 * 60_000);
     serverModelPath = dir;
   }
   const onnxMb = fs.statSync(path.join(dir, 'onnx', 'model.onnx')).size / 1e6;
-  if (build.built) log(`built ${name} in ${build.seconds.toFixed(1)} s (onnx/model.onnx ${onnxMb.toFixed(1)} MB)`);
-  return { name, dir, serverModelPath, build: { ...build, seconds: round(build.seconds), onnx_mb: round(onnxMb, 1) } };
+  const fused = path.join(dir, 'onnx', 'model_fused.onnx');
+  const modelMb = fs.existsSync(fused) ? fs.statSync(fused).size / 1e6 : onnxMb;
+  if (build.built) log(`built ${name} in ${build.seconds.toFixed(1)} s (onnx/model.onnx ${onnxMb.toFixed(1)} MB, served graph ${modelMb.toFixed(1)} MB)`);
+  return {
+    name, base: setup.base, variant: setup.variant, dir, serverModelPath,
+    build: { ...build, seconds: round(build.seconds), onnx_mb: round(onnxMb, 1) }, model_mb: round(modelMb, 1),
+  };
 }
 
 async function loadPrompts(dir: string, count: number): Promise<Prompt[]> {
@@ -236,11 +268,20 @@ function servedSource(s: ServerHandle): string | undefined {
 
 export interface HttpRun extends LoadResult {
   model: ModelName;
+  base_model: BaseModel;
+  variant: Variant;
   mode: 'server' | 'naive';
   warmup_requests: number;
   warmup_errors: number;
+  /** Peak resident memory of the server process during the run (sampled), and its VmHWM. */
   peak_rss_mb: number;
   vm_hwm_mb: number;
+  /** Size of the graph the server runs, MB. */
+  model_mb: number;
+  /** Prompt tokens a second of one request's prefill: mean prompt tokens / TTFT p50 (TTFT includes queueing at c>1). */
+  prefill_tok_s: number;
+  /** Tokens a second of one stream while it decodes: 1000 / mean inter-token latency (the aggregate is about c times it). */
+  decode_tok_s: number;
 }
 
 let seedBase = 1;
@@ -266,10 +307,12 @@ async function measureHttp(mode: 'server' | 'naive', m: ModelSetup, s: ServerHan
     });
     s.rss.sample();
     const run: HttpRun = {
-      model: m.name, mode, ...r, warmup_requests: warm, warmup_errors: warmErrors,
-      peak_rss_mb: round(s.rss.peakKb / 1024, 1), vm_hwm_mb: round(s.rss.hwmKb / 1024, 1),
+      model: m.name, base_model: m.base, variant: m.variant, mode, ...r, warmup_requests: warm, warmup_errors: warmErrors,
+      peak_rss_mb: round(s.rss.peakKb / 1024, 1), vm_hwm_mb: round(s.rss.hwmKb / 1024, 1), model_mb: m.model_mb,
+      prefill_tok_s: round(r.prompt_tokens.mean / (r.ttft_ms.p50 / 1000), 1),
+      decode_tok_s: round(1000 / r.itl_ms.mean, 1),
     };
-    log(`  ${run.tok_s} tok/s, ${run.req_s} req/s, ${run.requests_ok} ok, ${run.requests_failed} failed`);
+    log(`  ${run.tok_s} tok/s, ${run.req_s} req/s, ${run.requests_ok} ok, ${run.requests_failed} failed; prefill ${run.prefill_tok_s} tok/s, decode ${run.decode_tok_s} tok/s a stream`);
     runs.push(run);
   }
   return runs;
@@ -279,6 +322,10 @@ async function measureHttp(mode: 'server' | 'naive', m: ModelSetup, s: ServerHan
 
 export interface RawRun {
   model: ModelName;
+  base_model: BaseModel;
+  variant: Variant;
+  /** The served graph's size (raw itself runs onnx/model.onnx, the plain fp32 graph). */
+  model_mb: number;
   mode: 'raw';
   concurrency: 1;
   sequences: number;
@@ -333,6 +380,9 @@ async function rawRun(m: ModelSetup, prompts: Prompt[], o: Options): Promise<Raw
   const wallS = res.wall_ms / 1000;
   const run: RawRun = {
     model: m.name,
+    base_model: m.base,
+    variant: m.variant,
+    model_mb: m.model_mb,
     mode: 'raw',
     concurrency: 1,
     sequences: seqs.length,
@@ -358,15 +408,17 @@ async function rawRun(m: ModelSetup, prompts: Prompt[], o: Options): Promise<Raw
 const fmt = (v: number | undefined, d = 0) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
 
 function table(rows: Array<HttpRun | RawRun>): string {
-  const head = ['model', 'mode', 'conc', 'tok/s', 'req/s', 'tok/req', 'TTFT p50', 'TTFT p95', 'e2e p50', 'e2e p95', 'ITL mean', 'ITL p95', 'errors', 'peak RSS MB'];
+  const head = ['model', 'mode', 'conc', 'tok/s', 'req/s', 'tok/req', 'TTFT p50', 'TTFT p95', 'e2e p50', 'e2e p95', 'ITL mean', 'ITL p95', 'prefill tok/s', 'decode tok/s', 'errors', 'peak RSS MB', 'model MB'];
   const body = rows.map((r) => {
     if (r.mode === 'raw') {
       return [r.model, 'raw', '1', fmt(r.tok_s), fmt(r.req_s, 2), fmt(r.new_tokens_per_sequence), fmt(r.prefill_ms.p50, 1), fmt(r.prefill_ms.p95, 1),
-        fmt(r.sequence_ms.p50), fmt(r.sequence_ms.p95), fmt(r.decode_step_ms.mean, 2), fmt(r.decode_step_ms.p95, 2), '0', fmt(r.peak_rss_mb)];
+        fmt(r.sequence_ms.p50), fmt(r.sequence_ms.p95), fmt(r.decode_step_ms.mean, 2), fmt(r.decode_step_ms.p95, 2), fmt(r.prefill_tok_s), fmt(r.decode_tok_s),
+        '0', fmt(r.peak_rss_mb), fmt(r.model_mb, 1)];
     }
     const errs = Object.entries(r.errors).map(([k, v]) => `${k}=${v}`).join(' ');
     return [r.model, r.mode, String(r.concurrency), fmt(r.tok_s), fmt(r.req_s, 2), fmt(r.completion_tokens_per_request.mean, 1), fmt(r.ttft_ms.p50, 1), fmt(r.ttft_ms.p95, 1),
-      fmt(r.e2e_ms.p50), fmt(r.e2e_ms.p95), fmt(r.itl_ms.mean, 2), fmt(r.itl_ms.p95, 2), errs || '0', fmt(r.peak_rss_mb)];
+      fmt(r.e2e_ms.p50), fmt(r.e2e_ms.p95), fmt(r.itl_ms.mean, 2), fmt(r.itl_ms.p95, 2), fmt(r.prefill_tok_s), fmt(r.decode_tok_s),
+      errs || '0', fmt(r.peak_rss_mb), fmt(r.model_mb, 1)];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => '| ' + cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ') + ' |';
@@ -407,14 +459,56 @@ function ratios(httpRuns: HttpRun[], raw: RawRun | undefined): Ratio[] {
   return out.map((r) => ({ ...r, value: round(r.value, 3) }));
 }
 
+/** Each quantized format against fp32 of the same model, server runs: tok/s at each concurrency, decode and prefill tok/s at c=1. */
+function variantRatios(rows: Array<HttpRun | RawRun>): Ratio[] {
+  const out: Ratio[] = [];
+  const server = rows.filter((r): r is HttpRun => r.mode === 'server');
+  for (const r of server) {
+    if (r.variant === 'fp32') continue;
+    const base = server.find((b) => b.base_model === r.base_model && b.variant === 'fp32' && b.concurrency === r.concurrency);
+    if (!base || base.tok_s <= 0) continue;
+    out.push({ name: `${r.model} / ${base.model} tok/s at c=${r.concurrency}`, value: r.tok_s / base.tok_s });
+    if (r.concurrency === 1) {
+      out.push({ name: `${r.model} / ${base.model} decode tok/s at c=1`, value: r.decode_tok_s / base.decode_tok_s });
+      out.push({ name: `${r.model} / ${base.model} prefill tok/s at c=1`, value: r.prefill_tok_s / base.prefill_tok_s });
+    }
+  }
+  return out.map((r) => ({ ...r, value: round(r.value, 3) }));
+}
+
 interface TargetCheck {
   target: string;
   measured: string;
   met: boolean;
 }
 
+/** Issue 11's targets for the quantized formats, against fp32 of the same model in the same run (informational). */
+function variantTargets(rows: Array<HttpRun | RawRun>): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const server = rows.filter((r): r is HttpRun => r.mode === 'server');
+  const find = (base: BaseModel, v: Variant, c: number) => server.find((r) => r.base_model === base && r.variant === v && r.concurrency === c);
+  for (const base of new Set(server.map((r) => r.base_model))) {
+    const f1 = find(base, 'fp32', 1);
+    const f16 = find(base, 'fp32', 16);
+    for (const [v, factor] of [['int8', 2], ['int4', 2.5]] as const) {
+      const q1 = find(base, v, 1);
+      const q16 = find(base, v, 16);
+      if (f1 && q1) {
+        out.push({ target: `${base} ${v} c=1 >= ${factor}x fp32 c=1`, measured: `${round(q1.tok_s / f1.tok_s, 2)}x`, met: q1.tok_s >= factor * f1.tok_s });
+        out.push({
+          target: `${base} ${v} prefill not slower than fp32 (c=1)`,
+          measured: `${q1.prefill_tok_s} vs ${f1.prefill_tok_s} tok/s`,
+          met: q1.prefill_tok_s >= f1.prefill_tok_s,
+        });
+      }
+      if (f16 && q16) out.push({ target: `${base} ${v} c=16 not below fp32 c=16`, measured: `${q16.tok_s} vs ${f16.tok_s} tok/s`, met: q16.tok_s >= f16.tok_s });
+    }
+  }
+  return out;
+}
+
 /** The figures of issue 3 item 7 that this run measured (informational; nothing here fails the run). */
-function targets(model: ModelName, httpRuns: HttpRun[], raw: RawRun | undefined): TargetCheck[] {
+function targets(model: BaseModel, httpRuns: HttpRun[], raw: RawRun | undefined): TargetCheck[] {
   const out: TargetCheck[] = [];
   const server = (c: number) => httpRuns.find((r) => r.mode === 'server' && r.concurrency === c);
   const naive = (c: number) => httpRuns.find((r) => r.mode === 'naive' && r.concurrency === c);
@@ -438,7 +532,7 @@ function targets(model: ModelName, httpRuns: HttpRun[], raw: RawRun | undefined)
         met: s20.e2e_ms.p95 <= 2500 && s20.e2e_ms.p95 < 1170 && s20.req_s >= 8,
       });
     }
-  } else {
+  } else if (model === 'distil') {
     if (s1 && s16) out.push({ target: 'c=16 >= 4x single stream', measured: `${round(s16.tok_s / s1.tok_s, 2)}x`, met: s16.tok_s >= 4 * s1.tok_s });
     if (s16 && raw) {
       out.push({
@@ -510,6 +604,7 @@ function config(o: Options) {
     request_timeout_s: o.requestTimeoutMs / 1000,
     server_env: {
       ORT_INTRA_OP_THREADS: process.env.ORT_INTRA_OP_THREADS ?? null,
+      ORT_SPINNING: process.env.ORT_SPINNING ?? null,
       MAX_BATCH_SIZE: process.env.MAX_BATCH_SIZE ?? null,
       MAX_WAITING_REQUESTS: process.env.MAX_WAITING_REQUESTS ?? null,
       LOG_LEVEL: process.env.LOG_LEVEL ?? null,
@@ -519,8 +614,9 @@ function config(o: Options) {
 
 // ---------------------------------------------------------------- main flows
 
-async function benchModel(name: ModelName, o: Options, date: string): Promise<Array<HttpRun | RawRun>> {
-  const m = await prepareModel(name, o);
+async function benchModel(setup: ModelSetupName, o: Options, date: string): Promise<Array<HttpRun | RawRun>> {
+  const m = await prepareModel(setup, o);
+  const name = m.name;
   const prompts = await loadPrompts(m.dir, o.promptCount);
   const lens = prompts.map((p) => p.tokens);
   log(`${name}: ${prompts.length} prompts of ${Math.min(...lens)}..${Math.max(...lens)} tokens (bench tokenizer)`);
@@ -542,7 +638,7 @@ async function benchModel(name: ModelName, o: Options, date: string): Promise<Ar
   }
   const rows: Array<HttpRun | RawRun> = [...httpRuns.filter((r) => r.mode === 'server'), ...(raw ? [raw] : []), ...httpRuns.filter((r) => r.mode === 'naive')];
   const rs = ratios(httpRuns, raw);
-  const ts = targets(name, httpRuns, raw);
+  const ts = targets(m.base, httpRuns, raw);
   process.stdout.write(`\n${name}\n${table(rows)}\n`);
   const seen = httpRuns.filter((r) => r.requests_ok > 0);
   if (seen.length) {
@@ -573,10 +669,11 @@ async function benchModel(name: ModelName, o: Options, date: string): Promise<Ar
   return rows;
 }
 
-async function soakModel(name: ModelName, o: Options, date: string): Promise<void> {
+async function soakModel(setup: ModelSetupName, o: Options, date: string): Promise<void> {
   const soakS = o.soakS!;
   const c = o.soakConcurrency;
-  const m = await prepareModel(name, o);
+  const m = await prepareModel(setup, o);
+  const name = m.name;
   const prompts = await loadPrompts(m.dir, o.promptCount);
   const s = await startRealServer(m, o);
   const profile: SamplingProfile = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topP: 0.95, topK: 0 };
@@ -638,10 +735,20 @@ async function main(): Promise<void> {
   const o = parseCli();
   const date = new Date().toISOString().slice(0, 10);
   const m = machine();
-  log(`${m.cpu_model} x${m.cpus}, node ${m.node}; models ${o.models.join(',')}`);
-  for (const name of o.models) {
-    if (o.soakS !== undefined) await soakModel(name, o, date);
-    else await benchModel(name, o, date);
+  log(`${m.cpu_model} x${m.cpus}, node ${m.node}; models ${o.models.map(modelName).join(',')}`);
+  const all: Array<HttpRun | RawRun> = [];
+  for (const setup of o.models) {
+    if (o.soakS !== undefined) await soakModel(setup, o, date);
+    else all.push(...(await benchModel(setup, o, date)));
+  }
+  // Several models or weight formats: one table of them all, and the format ratios at one stream and at 16.
+  if (o.models.length > 1 && all.length > 0) {
+    process.stdout.write(`\nall models\n${table(all)}\n`);
+    const vr = variantRatios(all);
+    if (vr.length) process.stdout.write(`weight formats:\n${vr.map((r) => `  ${r.name}: ${r.value}`).join('\n')}\n`);
+    const vt = variantTargets(all);
+    if (vt.length) process.stdout.write(`targets (issue 11):\n${vt.map((t) => `  [${t.met ? 'met' : 'MISSED'}] ${t.target}: ${t.measured}`).join('\n')}\n`);
+    writeResults(o, `${date}-formats.json`, { date, machine: machine(), git: gitInfo(), config: config(o), runs: all, ratios: vr, targets: vt });
   }
 }
 

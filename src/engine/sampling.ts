@@ -189,13 +189,62 @@ export function nucleusCandidates(logits: Float32Array, w: Float64Array, n: numb
     if (b < boundary) ids[start[b]!++] = i;
     else if (b === boundary) edge.push(i);
   }
-  edge.sort((a, b) => logits[b]! - logits[a]! || a - b);
-  for (const id of edge) {
+  for (const id of sortDescending(logits, edge)) {
     ids.push(id);
     cumulative += w[id]!;
     if (cumulative >= target) break;
   }
   return ids;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * `ids` (ascending) ordered by logit descending, ties by id ascending: the
+ * order of `sort((a, b) => logits[b] - logits[a] || a - b)`, by a stable
+ * two-pass radix sort (16 bits a pass) of each logit's bits mapped to an
+ * unsigned integer that orders like the float, inverted so larger logits
+ * come first. A flat distribution's boundary bucket holds tens of thousands
+ * of ids; the comparator sort took ~10-50 ms a row to order them.
+ */
+function sortDescending(logits: Float32Array, ids: number[]): number[] {
+  const n = ids.length;
+  if (n < 256) return ids.sort((a, b) => logits[b]! - logits[a]! || a - b);
+  let keys = new Uint32Array(n);
+  let vals = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    vals[i] = ids[i]!;
+    f32[0] = logits[vals[i]!]! + 0; // -0 -> +0: the comparator treats them as equal
+    const bits = u32[0]!;
+    // Ascending order of floats as unsigned integers: negative ones bit-flipped, positive ones with the sign bit set.
+    const ascending = bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+    keys[i] = 0xffffffff - ascending;
+  }
+  let keysOut = new Uint32Array(n);
+  let valsOut = new Int32Array(n);
+  const count = new Uint32Array(65536);
+  for (const shift of [0, 16]) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(keys[i]! >>> shift) & 0xffff]!++;
+    let sum = 0;
+    for (let d = 0; d < 65536; d++) {
+      const c = count[d]!;
+      count[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const d = (keys[i]! >>> shift) & 0xffff;
+      const at = count[d]!++;
+      keysOut[at] = keys[i]!;
+      valsOut[at] = vals[i]!;
+    }
+    [keys, keysOut] = [keysOut, keys];
+    [vals, valsOut] = [valsOut, vals];
+  }
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = vals[i]!;
+  return out;
 }
 
 /** The k largest entries' indices, sorted descending (ties: lower index first). */

@@ -5,7 +5,10 @@ import { FusedBackend } from './fused-backend.js';
 import { findFusedOnnxFile, findOnnxFile, modelFingerprint, readDecoderConfig, type DecoderConfig } from './model-config.js';
 import { PlainBackend } from './plain-backend.js';
 import { ModelRunner } from './runner.js';
+import { ConstraintCompiler, type CompiledConstraint } from './constraint-compiler.js';
+import type { OutputConstraint } from './response-format.js';
 import { Scheduler, type SchedulerLimits } from './scheduler.js';
+import { readTokenVocabularyFile } from './token-vocabulary.js';
 import { Tokenizer } from './tokenizer.js';
 import type { GenerateOptions, GenerationResult, ModelInfo, SamplingParams } from './types.js';
 
@@ -36,6 +39,9 @@ export interface EngineOptions {
 export class Engine {
   private readonly scheduler: Scheduler;
   private readonly onGeneration: ((result: GenerationResult) => void) | undefined;
+  private readonly eos: ReadonlySet<number>;
+  /** Built on the first constrained request: the vocabulary's preprocessing is the costly part. */
+  private constraintCompiler: Promise<ConstraintCompiler> | undefined;
   readonly info: ModelInfo;
 
   private constructor(
@@ -44,9 +50,11 @@ export class Engine {
     config: DecoderConfig,
     opts: EngineOptions,
     fingerprint: string,
+    private readonly dir: string,
   ) {
     // The configuration's end tokens and the chat format's end-of-turn tokens: a turn ends the answer.
-    this.scheduler = new Scheduler(backend, tokenizer, new Set([...config.eosTokenIds, ...tokenizer.endOfTurnIds()]), opts.limits);
+    this.eos = new Set([...config.eosTokenIds, ...tokenizer.endOfTurnIds()]);
+    this.scheduler = new Scheduler(backend, tokenizer, this.eos, opts.limits);
     this.onGeneration = opts.onGeneration;
     this.info = {
       name: opts.name,
@@ -73,7 +81,24 @@ export class Engine {
     const backend: BatchBackend = fused
       ? await FusedBackend.create(fused, config, opts.limits.maxBatchSize, opts.threads, opts.spinning ?? false)
       : new PlainBackend(await ModelRunner.create(findOnnxFile(dir), config, opts.threads, opts.spinning ?? false), opts.limits.maxBatchSize);
-    return new Engine(backend, tokenizer, config, opts, modelFingerprint(dir));
+    return new Engine(backend, tokenizer, config, opts, modelFingerprint(dir), dir);
+  }
+
+  /** The structured-output compiler over this model's tokenizer (its vocabulary preprocessed on first use). */
+  constraints(): Promise<ConstraintCompiler> {
+    this.constraintCompiler ??= ConstraintCompiler.create(readTokenVocabularyFile(this.dir, this.info.vocabSize), [...this.eos]);
+    // A failed build is not kept: the next request tries again.
+    this.constraintCompiler.catch(() => (this.constraintCompiler = undefined));
+    return this.constraintCompiler;
+  }
+
+  /**
+   * Compiles a structured-output constraint for this model (cached by its
+   * hash); its `matcher()` goes in GenerateOptions.constraint, one per
+   * generation. Throws UnsupportedConstraintError for what cannot be enforced.
+   */
+  async compileConstraint(c: OutputConstraint): Promise<CompiledConstraint> {
+    return (await this.constraints()).compile(c);
   }
 
   /** Requests waiting for the model, and sequences running now. */
@@ -99,10 +124,20 @@ export class Engine {
     // Text is encoded as a plain prompt (BOS added); ids (a rendered chat template) are read as they are.
     const promptIds = typeof prompt === 'string' ? this.encode(prompt) : [...prompt];
     const window = this.info.contextWindow;
-    if (promptIds.length >= window) throw new ContextOverflowError(promptIds.length, window);
+    if (promptIds.length >= window) {
+      opts.constraint?.dispose();
+      throw new ContextOverflowError(promptIds.length, window);
+    }
     const room = window - promptIds.length;
     const bounded = { ...params, maxNewTokens: Math.min(params.maxNewTokens, room) };
-    const outcome = await this.scheduler.submit(promptIds, bounded, opts);
+    let outcome;
+    let complete: boolean | null = null;
+    try {
+      outcome = await this.scheduler.submit(promptIds, bounded, opts);
+      if (opts.constraint) complete = opts.constraint.terminated;
+    } finally {
+      opts.constraint?.dispose();
+    }
     const { firstTokenAt, lastTokenAt, completionTokens } = outcome;
     const result: GenerationResult = {
       text: outcome.text,
@@ -110,6 +145,7 @@ export class Engine {
       completionTokens,
       finishReason: outcome.finishReason,
       logprobs: outcome.logprobs,
+      constraintComplete: complete,
       timeToFirstTokenMs: firstTokenAt === null ? null : firstTokenAt - submitted,
       queueMs: outcome.admittedAt - submitted,
       interTokenMs:

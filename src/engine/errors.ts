@@ -64,3 +64,21 @@ export class InputTooLongError extends EngineError {
     super(`${index === null ? 'input' : `input[${index}]`} is ${inputTokens} tokens; the embedding model reads at most ${maxTokens}`);
   }
 }
+
+/**
+ * A structured-output constraint the decoder cannot enforce exactly (a JSON
+ * schema keyword outside the supported set, a regular expression beyond the
+ * simple kind, a schema the grammar compiler refuses): refused whole rather
+ * than half-enforced.
+ */
+export class UnsupportedConstraintError extends EngineError {
+  constructor(
+    message: string,
+    /** The keyword at fault, when one is (e.g. "format", "pattern"). */
+    readonly keyword: string | null,
+    /** Where in the schema ("#/properties/a"), or which constraint. */
+    readonly path: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,9 +1,10 @@
-import type { SamplingParams, TokenLogprob } from './types.js';
+import type { SamplingParams, TokenConstraint, TokenLogprob } from './types.js';
 
 /**
  * The steps applied to one row's logits before a token is drawn, in the
  * order vLLM applies them: logit bias; repetition, frequency and presence
- * penalties; the end-of-sequence mask of min_tokens. (Temperature, top-k,
+ * penalties; the end-of-sequence mask of min_tokens; the grammar mask of a
+ * structured-output constraint. (Temperature, top-k,
  * top-p and min-p follow, in the sampler.) Each step works in place and is
  * a no-op when its parameter is off.
  */
@@ -52,12 +53,36 @@ export function applyMinTokens(logits: Float32Array, eos: ReadonlySet<number>, c
   for (const id of eos) if (id >= 0 && id < logits.length) logits[id] = -Infinity;
 }
 
-/** The whole chain for one row, in order. */
-export function processLogits(logits: Float32Array, p: SamplingParams, history: RowHistory, eos: ReadonlySet<number>): void {
+/**
+ * Sets the logit of every token whose bit is clear in `bitmask` (32 tokens a
+ * word, lowest bit first: xgrammar's layout) to -Infinity, and of every id
+ * at or past `vocabSize` (the logits may be wider than the tokenizer).
+ */
+export function applyTokenMask(logits: Float32Array, bitmask: Int32Array, vocabSize: number): void {
+  const n = Math.min(logits.length, vocabSize);
+  const words = Math.ceil(n / 32);
+  for (let w = 0; w < words; w++) {
+    const bits = bitmask[w]! | 0;
+    // Whole words allowed are the common case inside free text; skip them.
+    if (bits === -1) continue;
+    const base = w * 32;
+    const end = Math.min(32, n - base);
+    for (let b = 0; b < end; b++) if (((bits >>> b) & 1) === 0) logits[base + b] = -Infinity;
+  }
+  for (let i = n; i < logits.length; i++) logits[i] = -Infinity;
+}
+
+/**
+ * The whole chain for one row, in order. With a constraint, min_tokens does
+ * not hold back the end of a complete document (the grammar may allow
+ * nothing else there).
+ */
+export function processLogits(logits: Float32Array, p: SamplingParams, history: RowHistory, eos: ReadonlySet<number>, constraint?: TokenConstraint): void {
   applyLogitBias(logits, p.logitBias);
   applyRepetitionPenalty(logits, history.seen, p.repetitionPenalty);
   applyFrequencyPresence(logits, history.generated, p.frequencyPenalty ?? 0, p.presencePenalty ?? 0);
-  applyMinTokens(logits, eos, history.count, p.minTokens ?? 0);
+  if (!constraint) applyMinTokens(logits, eos, history.count, p.minTokens ?? 0);
+  constraint?.mask(logits);
 }
 
 /**

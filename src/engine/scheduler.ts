@@ -32,6 +32,17 @@ export interface SequenceOutcome {
   lastTokenAt: number | null;
 }
 
+/** Computes the next-token masks of the constrained rows among these (the grammar matcher answers asynchronously). */
+async function prepareMasks(seqs: readonly Sequence[]): Promise<void> {
+  let pending: Array<Promise<void>> | null = null;
+  for (const s of seqs) {
+    const c = s.opts.constraint;
+    if (c && !s.finished) (pending ??= []).push(c.prepare());
+  }
+  // Unconstrained batches never wait on a promise.
+  if (pending) await Promise.all(pending);
+}
+
 /** One request's life in the scheduler: its sampler, its text, its consumer. */
 class Sequence {
   readonly ids: number[];
@@ -157,6 +168,7 @@ export class Scheduler {
           this.dropFinished();
           if (decodes(this.rows.map((s) => s.pending.length > 0))) {
             const logits = await this.backend.step(this.rows.map((s) => (s.pending.length > 0 ? null : s.ids[s.ids.length - 1]!)));
+            await prepareMasks(this.rows.filter((_, r) => logits[r]));
             this.rows.forEach((s, r) => {
               const l = logits[r];
               if (l) this.accept(s, l);
@@ -185,7 +197,10 @@ export class Scheduler {
     const s = this.rows[row]!;
     const chunk = s.pending.splice(0, nextChunk(s.pending.length, this.policy));
     const logits = await this.backend.extend!(row, chunk);
-    if (s.pending.length === 0) this.accept(s, logits);
+    if (s.pending.length === 0) {
+      await prepareMasks([s]);
+      this.accept(s, logits);
+    }
     return chunk.length;
   }
 
@@ -223,6 +238,7 @@ export class Scheduler {
       throw err;
     }
     this.rows.push(...admitted);
+    await prepareMasks(admitted.filter((s) => s.pending.length === 0));
     admitted.forEach((s, i) => {
       if (s.pending.length === 0) this.accept(s, logits[i]!);
     });
@@ -235,12 +251,15 @@ export class Scheduler {
     const p = s.params;
     // Log-probabilities are of the model's own distribution: read before the processors change the row.
     const raw = s.logprobs ? logits.slice() : null;
-    processLogits(logits, p, { seen: s.seen, generated: s.generated, count: s.completionTokens }, this.eos);
+    const constraint = s.opts.constraint;
+    processLogits(logits, p, { seen: s.seen, generated: s.generated, count: s.completionTokens }, this.eos, constraint);
     const token = drawToken(logits, p, s.rng, this.scratch);
     s.lastTokenAt = performance.now();
     s.firstTokenAt ??= s.lastTokenAt;
     s.completionTokens++;
-    if (this.eos.has(token) && !p.ignoreEos) return s.finish('stop');
+    // The grammar allows an end token only where the document is complete; the matcher records that it ended.
+    if (constraint && !constraint.accept(token)) return s.finish('stop');
+    if (this.eos.has(token) && (!p.ignoreEos || constraint)) return s.finish('stop');
     const logprob = raw ? tokenLogprob(raw, token, p.logprobs ?? 0) : null;
     if (logprob) s.logprobs!.push(logprob);
     s.ids.push(token);

@@ -70,10 +70,31 @@ export interface GenerationResult {
   interTokenMs: number | null;
   /** Per generated token, when SamplingParams.logprobs asked for them; else null. */
   logprobs: TokenLogprob[] | null;
+  /** With a structured-output constraint: whether the document was completed (false: cut by the token limit, a stop string or cancellation); null without one. */
+  constraintComplete?: boolean | null;
+}
+
+/**
+ * One generation's structured-output constraint (constraint-compiler.ts):
+ * which tokens may come next. The scheduler awaits `prepare` before each
+ * draw, `mask` sets the logits of the refused tokens to -Infinity (after
+ * bias and penalties, before temperature and truncation), `accept` advances
+ * it over the drawn token.
+ */
+export interface TokenConstraint {
+  prepare(): Promise<void>;
+  mask(logits: Float32Array): void;
+  /** Advances over a drawn token; false when the grammar refuses it. */
+  accept(token: number): boolean;
+  /** Whether the document is complete and its end token accepted. */
+  readonly terminated: boolean;
+  dispose(): void;
 }
 
 export interface GenerateOptions {
   signal?: AbortSignal;
+  /** Tokens that cannot extend the text toward a valid document are never drawn; disposed when the generation ends. */
+  constraint?: TokenConstraint;
   /** Receives text as it becomes final (stop strings withheld, whole characters only). */
   onText?: (text: string) => void;
   /** Receives every generated token as it is sampled (an end-of-sequence token that ends the generation excluded). */

@@ -393,5 +393,12 @@ if (!args['skip-speed']) {
   console.table((result.speed as { rows: Array<Record<string, unknown>> }).rows.map(({ quantize: _q, ...r }) => r));
 }
 const out = path.join(REPO, 'bench/results', `${date}-quantize-quality.json`);
+// A part skipped in this run keeps its figures from an earlier run of the same day (with that run's commit).
+if (fs.existsSync(out) && (args['skip-quality'] || args['skip-speed'])) {
+  const earlier = JSON.parse(fs.readFileSync(out, 'utf8')) as Record<string, unknown>;
+  for (const part of ['quality', 'speed'] as const) {
+    if (result[part] === undefined && earlier[part] !== undefined) result[part] = { ...(earlier[part] as object), fromRun: { commit: earlier.commit, dirty: earlier.dirty } };
+  }
+}
 fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 console.log(`wrote ${path.relative(REPO, out)}`);

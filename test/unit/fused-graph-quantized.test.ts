@@ -107,6 +107,19 @@ describe('buildLlamaOnnxFused with quantize (MatMulNBits)', () => {
     expect(diffs['8']! / spread).toBeLessThan(0.02);
   });
 
+  it('a right-padded batch gives each row the logits it gets alone (rows stay independent at accuracy_level 4)', async () => {
+    const q: FusedQuantizeOptions = { bits: 4, blockSize: 32, accuracyLevel: 4, lmHead: false };
+    const session = await ort.InferenceSession.create(buildLlamaOnnxFused(weights, { quantize: q }));
+    const rows = [tokens, [1, 300, 4], [1, 60, 61, 62, 63]];
+    const empty = (n: number) => Array.from({ length: 2 * config.nLayers }, () => new Float32Array(n * config.nKvHeads * headDim));
+    const batch = (await runExternal(session, config, rows, [0, 0, 0], empty(3), 1)).logits!.data as Float32Array;
+    for (const [b, r] of rows.entries()) {
+      const alone = (await runExternal(session, config, [r], [0], empty(1), 1)).logits!.data as Float32Array;
+      expect(maxAbsDiff(batch.subarray(b * config.vocabSize, (b + 1) * config.vocabSize), alone)).toBeLessThan(1e-3);
+    }
+    await session.release();
+  });
+
   it("gqa attention (no folded scale) runs quantized and matches its dequantized reference", async () => {
     const bits = 8;
     const h = new GqaHarness(await ort.InferenceSession.create(buildLlamaOnnxFused(weights, { attention: 'gqa', quantize: { bits, blockSize: 32, accuracyLevel: 0, lmHead: false } })), config, 1);

@@ -19,8 +19,9 @@ import { xgrammar, type XgCompiledGrammar, type XgGrammar, type XgGrammarCompile
  *
  * JSON is generated compact with fixed separators (", " and ": ", no other
  * whitespace outside strings), so a model can never loop on whitespace;
- * properties a schema does not list are not generated unless its
- * additionalProperties allows them (xgrammar's strict mode).
+ * numbers and integers without a range are bounded the same way (see
+ * boundNumbers); properties a schema does not list are not generated
+ * unless its additionalProperties allows them (xgrammar's strict mode).
  */
 export class ConstraintCompiler {
   private readonly cache: LRUCache<string, Promise<CompiledConstraint>>;
@@ -85,10 +86,10 @@ export class ConstraintCompiler {
     try {
       switch (c.type) {
         case 'json_object':
-          grammar = await xg.Grammar.fromJSONSchema('{"type": "object"}', false, -1, [', ', ': '], false);
+          grammar = await boundNumbers(await xg.Grammar.fromJSONSchema('{"type": "object"}', false, -1, [', ', ': '], false));
           break;
         case 'json_schema':
-          grammar = await xg.Grammar.fromJSONSchema(JSON.stringify(c.schema), false, -1, [', ', ': '], true);
+          grammar = await boundNumbers(await xg.Grammar.fromJSONSchema(JSON.stringify(c.schema), false, -1, [', ', ': '], true));
           break;
         case 'choice':
           grammar = await xg.Grammar.fromStructuralTag({
@@ -110,6 +111,31 @@ export class ConstraintCompiler {
       grammar.dispose();
     }
   }
+}
+
+/** xgrammar's rules for a number or integer without a range (its JSON grammar's names), with their helper rules. */
+const FREE_NUMBER_RULE = /^basic_(number|integer)(_\d+)?\s+::=/;
+
+/**
+ * The same grammar with its unbounded number rules replaced: at most 16
+ * digits before the point, 16 after it and 3 in the exponent. xgrammar's own
+ * rules allow any number of digits, and a small model sampled at
+ * temperature 1 goes on writing digits until max_tokens (measured: 20 of
+ * 20 stories260K samples of {"type": "number"} never ended). Every
+ * number the bounded rules allow is one the schema allows.
+ */
+async function boundNumbers(grammar: XgGrammar): Promise<XgGrammar> {
+  const text = grammar.toString();
+  const lines = text.split('\n');
+  if (!lines.some((l) => FREE_NUMBER_RULE.test(l))) return grammar;
+  const bounded = [
+    ...lines.filter((l) => !FREE_NUMBER_RULE.test(l)),
+    'basic_integer ::= "0" | "-"? [1-9] [0-9]{0,15}',
+    'basic_number ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [+\\-]? [0-9]{1,3})?',
+  ].join('\n');
+  const replaced = await xgrammar().Grammar.fromEBNF(bounded);
+  grammar.dispose();
+  return replaced;
 }
 
 /** xgrammar throws C++ exceptions as numbers or objects; a message where there is one. */

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
-import { notFound } from '../errors.js';
+import { invalidRequest, notFound } from '../errors.js';
+import type { OutputConstraint } from '../engine/response-format.js';
 import { asyncHandler } from '../rest/middleware.js';
 import { quantizationJson } from '../rest/health-routes.js';
 import type { CompletionEvent, CompletionResult, CompletionService, NamedLogprob } from '../services/completions.js';
@@ -9,6 +10,7 @@ import type { EmbeddingHost } from '../services/embeddings/host.js';
 import type { ModelHost } from '../services/model-host.js';
 import { listModels, type ServedModel } from '../services/models.js';
 import { parseInput } from '../services/validation.js';
+import { ResponseFormatSchema, toOutputConstraint } from '../services/response-format-schema.js';
 import { ChatCompletionSchema, CompletionSchema, type ChatCompletionRequest, type CompletionRequestBody } from './schemas.js';
 
 /**
@@ -116,6 +118,7 @@ export function openAiRouter(completions: CompletionService, host: ModelHost, em
         sampling: samplingOf(body, body.max_completion_tokens ?? body.max_tokens ?? 1024),
         seed: body.seed,
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
+        format: formatOf(body),
       };
       const meta = { id: id('chatcmpl'), created: now(), model: host.modelName, system_fingerprint: fingerprint(host) };
       if (!body.stream) {
@@ -168,6 +171,7 @@ export function openAiRouter(completions: CompletionService, host: ModelHost, em
         sampling: samplingOf(body, body.max_tokens),
         seed: body.seed,
         logprobs: body.logprobs ?? undefined,
+        format: formatOf(body),
       };
       const meta = { id: id('cmpl'), created: now(), model: host.modelName, system_fingerprint: fingerprint(host) };
       if (!body.stream) {
@@ -234,6 +238,23 @@ export function openAiRouter(completions: CompletionService, host: ModelHost, em
     }),
   );
   return router;
+}
+
+/**
+ * The request's output constraint: response_format (chat completions), or
+ * one of vLLM's guided_json / guided_choice / guided_regex, validated by
+ * the same schema as response_format; more than one is refused.
+ */
+function formatOf(body: ChatCompletionRequest | CompletionRequestBody): OutputConstraint | undefined {
+  const given: Array<[string, unknown]> = [];
+  if ('response_format' in body && body.response_format && body.response_format.type !== 'text') given.push(['response_format', body.response_format]);
+  if (body.guided_json !== null && body.guided_json !== undefined) given.push(['guided_json', { type: 'json_schema', json_schema: { schema: body.guided_json } }]);
+  if (body.guided_choice) given.push(['guided_choice', { type: 'choice', choices: body.guided_choice }]);
+  if (body.guided_regex !== null && body.guided_regex !== undefined) given.push(['guided_regex', { type: 'regex', pattern: body.guided_regex }]);
+  if (given.length > 1) throw invalidRequest(`give at most one of ${given.map(([k]) => k).join(', ')}`, { field: given[1]![0] });
+  const [field, raw] = given[0] ?? [];
+  if (!field) return undefined;
+  return toOutputConstraint(parseInput(ResponseFormatSchema, raw, () => field));
 }
 
 /** OpenAI's sampling fields as the completion service's (their defaults: temperature 1, top_p 1). */

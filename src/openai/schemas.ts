@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ResponseFormatSchema } from '../services/response-format-schema.js';
 import { int, number, requestBody, seed, typeError } from '../services/fields.js';
 
 /**
@@ -95,13 +96,12 @@ const sampling = {
   ignore_eos: z.boolean({ error: 'ignore_eos must be a boolean' }).nullish().transform((v) => v ?? false),
 };
 
-const responseFormat = z
-  .object({ type: z.string({ error: 'response_format.type must be a string' }) }, { error: 'response_format must be an object' })
-  .passthrough()
-  .nullish()
-  .refine((f) => !f || f.type === 'text', {
-    error: 'response_format json_object and json_schema are not supported yet; only {"type": "text"}',
-  });
+/** vLLM's guided decoding extras, each another spelling of a response_format (at most one constraint a request). */
+const guided = {
+  guided_json: z.union([z.record(z.string(), z.unknown()), z.boolean()], { error: 'guided_json must be a JSON schema (an object)' }).nullish(),
+  guided_choice: z.array(z.string({ error: 'guided_choice must be an array of strings' }), { error: 'guided_choice must be an array of strings' }).nullish(),
+  guided_regex: z.string({ error: 'guided_regex must be a string' }).nullish(),
+};
 
 /** POST /v1/chat/completions. */
 export const ChatCompletionSchema = requestBody({
@@ -114,7 +114,8 @@ export const ChatCompletionSchema = requestBody({
   max_completion_tokens: int('max_completion_tokens', 1, MAX_TOKENS).nullish(),
   logprobs: z.boolean({ error: 'logprobs must be a boolean' }).nullish().transform((v) => v ?? false),
   top_logprobs: int('top_logprobs', 0, 20).nullish(),
-  response_format: responseFormat,
+  response_format: ResponseFormatSchema.nullish(),
+  ...guided,
   tools: z.undefined({ error: 'tools are not supported: this server does not call tools' }).optional(),
   ...sampling,
 }).refine((r) => r.top_logprobs === null || r.top_logprobs === undefined || r.logprobs, {
@@ -139,6 +140,7 @@ export const CompletionSchema = requestBody({
   max_tokens: int('max_tokens', 1, MAX_TOKENS).nullish().transform((v) => v ?? 16),
   echo: z.boolean({ error: 'echo must be a boolean' }).nullish().transform((v) => v ?? false),
   logprobs: int('logprobs', 0, 20).nullish(),
+  ...guided,
   suffix: z.null({ error: 'suffix is not supported' }).optional(),
   best_of: z
     .number({ error: 'best_of must be a number' })

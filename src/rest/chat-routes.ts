@@ -36,6 +36,7 @@ export function chatJson(r: ChatResult) {
       prompt_tokens: r.refineUsage.promptTokens,
       completion_tokens: r.refineUsage.completionTokens,
     },
+    structured: r.structured ? { type: r.structured.type, complete: r.structured.complete } : null,
   };
 }
 

@@ -2,6 +2,7 @@ import type { ChatResult, ChatToken } from '../services/chat.js';
 import { ChatRequestSchema } from '../services/chat-schema.js';
 import { FINISH_REASONS } from '../engine/types.js';
 import { builder } from './builder.js';
+import { JsonScalar } from './scalars.js';
 import { fieldDocs } from './describe.js';
 import { enumFrom, enumOfUnion } from './enums.js';
 import { parseGraphQLInput } from './input.js';
@@ -52,6 +53,37 @@ const ChatMessageInput = builder.inputType('ChatMessageInput', {
   }),
 });
 
+const ResponseFormatType = enumFrom('ResponseFormatType', ['text', 'json_object', 'json_schema', 'choice', 'regex'] as const, {
+  description: 'What the answer is constrained to (decoding masks every token that cannot lead to a valid answer).',
+  values: {
+    text: 'Free text (no constraint).',
+    json_object: 'Any JSON object.',
+    json_schema: 'A JSON document valid against jsonSchema.schema (the supported keywords are listed in the README; others are refused).',
+    choice: 'Exactly one of the strings in choices.',
+    regex: 'Text matching the regular expression pattern as a whole.',
+  },
+});
+
+const JsonSchemaFormatInput = builder.inputType('JsonSchemaFormatInput', {
+  description: "A JSON schema the answer must satisfy (OpenAI's response_format.json_schema).",
+  fields: (t) => ({
+    name: t.string({ description: 'A name for the schema (informational).' }),
+    description: t.string({ description: 'What the schema describes (informational).' }),
+    schema: t.field({ type: JsonScalar, required: true, description: 'The JSON schema itself.' }),
+    strict: t.boolean({ description: "OpenAI's strict flag; accepted, and constraints are always strict here." }),
+  }),
+});
+
+const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
+  description: 'Structured output: the form the answer must take (REST: response_format).',
+  fields: (t) => ({
+    type: t.field({ type: ResponseFormatType, required: true, description: 'The kind of constraint.' }),
+    jsonSchema: t.field({ type: JsonSchemaFormatInput, description: 'JSON_SCHEMA: the schema.' }),
+    choices: t.stringList({ description: 'CHOICE: the allowed answers (1..256 non-empty strings).' }),
+    pattern: t.string({ description: 'REGEX: the regular expression the whole answer matches.' }),
+  }),
+});
+
 const ChatInput = builder.inputType('ChatInput', {
   description: 'A chat request (REST: POST /v1/chat). Omitted fields take the REST defaults.',
   fields: (t) => ({
@@ -70,6 +102,20 @@ const ChatInput = builder.inputType('ChatInput', {
     mode: t.field({ type: ChatMode, description: chatDocs('mode', 'Answer once, or refine') }),
     refineSteps: t.int({ description: chatDocs('refine_steps', 'REFINE mode: critique-and-rewrite rounds') }),
     critiqueTemperature: t.float({ description: chatDocs('critique_temperature', 'REFINE mode: sampling temperature of the critique') }),
+    responseFormat: t.field({
+      type: ResponseFormatInput,
+      description: 'Structured output: constrain the answer (and REFINE mode rewrites) to JSON, a JSON schema, a choice or a regular expression.',
+    }),
+  }),
+});
+
+const StructuredOutcomeRef = builder.objectRef<NonNullable<ChatResult['structured']>>('StructuredOutcome').implement({
+  description: 'How an answer constrained by responseFormat ended.',
+  fields: (t) => ({
+    type: t.field({ type: ResponseFormatType, description: 'The constraint it followed.', resolve: (s) => s.type }),
+    complete: t.exposeBoolean('complete', {
+      description: 'Whether the answer is a complete document; false when maxNewTokens or a stop string cut it first (it may then not parse).',
+    }),
   }),
 });
 
@@ -114,6 +160,12 @@ const ChatResultRef = builder.objectRef<ChatResult>('ChatResult').implement({
     timeToFirstTokenMs: t.exposeFloat('timeToFirstTokenMs', { nullable: true, description: 'Milliseconds to the first generated token.' }),
     interTokenLatencyMs: t.exposeFloat('interTokenLatencyMs', { nullable: true, description: 'Mean milliseconds between tokens; null for fewer than two.' }),
     refineUsage: t.field({ type: RefineUsage, nullable: true, description: 'REFINE mode: tokens of its extra steps; else null.', resolve: (r) => r.refineUsage }),
+    structured: t.field({
+      type: StructuredOutcomeRef,
+      nullable: true,
+      description: 'With a responseFormat other than TEXT: its type and whether the answer is complete; else null.',
+      resolve: (r) => r.structured ?? null,
+    }),
   }),
 });
 
@@ -131,7 +183,17 @@ const ChatStreamEventRef = builder.objectRef<ChatStreamEvent>('ChatStreamEvent')
 });
 
 /** GraphQL input → the request both surfaces validate with one schema. */
-const toChatRequest = (input: typeof ChatInput.$inferInput) => parseGraphQLInput(ChatRequestSchema, input);
+const toChatRequest = ({ responseFormat: f, ...input }: typeof ChatInput.$inferInput) =>
+  parseGraphQLInput(ChatRequestSchema, {
+    ...input,
+    // Nested input keeps the REST names, so one schema validates both (GraphQL's nulls dropped).
+    responseFormat: f && {
+      type: f.type,
+      ...(f.jsonSchema ? { json_schema: Object.fromEntries(Object.entries(f.jsonSchema).filter(([, v]) => v !== null && v !== undefined)) } : {}),
+      ...(f.choices ? { choices: f.choices } : {}),
+      ...(f.pattern !== null && f.pattern !== undefined ? { pattern: f.pattern } : {}),
+    },
+  });
 
 builder.mutationField('chat', (t) =>
   t.field({

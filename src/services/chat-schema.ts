@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ResponseFormatSchema } from './response-format-schema.js';
 
 /** Zod's message for a missing or mistyped field, in the contract's words. */
 const typeError = (name: string, kind: string) => (iss: { input: unknown }) =>
@@ -61,6 +62,7 @@ export const ChatRequestSchema = z.object(
     refine_steps: int('refine_steps', 1, 3).default(1),
     critique_temperature: number('critique_temperature', 0, 2).default(0.2),
     stream: z.boolean({ error: 'stream must be a boolean' }).default(false),
+    response_format: ResponseFormatSchema.optional(),
   },
   { error: 'request body must be a JSON object' },
 ).superRefine((r, ctx) => {

@@ -9,6 +9,8 @@ import type { ModelHost } from './model-host.js';
 import type { ChatRequest } from './chat-schema.js';
 import type { CachedChat, ChatCache } from './chat-cache.js';
 import { samplingParams } from './sampling.js';
+import { toOutputConstraint } from './response-format-schema.js';
+import type { CompiledConstraint } from '../engine/constraint-compiler.js';
 
 export type ChatPhase = 'answer' | 'critique' | 'rewrite';
 
@@ -51,6 +53,18 @@ export interface ChatResult {
   interTokenLatencyMs: number | null;
   /** Tokens read and written by the critique and rewrite steps of refine mode. */
   refineUsage: { promptTokens: number; completionTokens: number } | null;
+  /**
+   * With a response_format other than text: its type, and whether the
+   * answer is a complete document (false: max_new_tokens or a stop string
+   * cut it first, so it may not parse). Null without one.
+   */
+  structured: StructuredOutcome | null;
+}
+
+/** How a constrained answer ended. */
+export interface StructuredOutcome {
+  type: 'json_object' | 'json_schema' | 'choice' | 'regex';
+  complete: boolean;
 }
 
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
@@ -96,9 +110,13 @@ export class ChatService {
     // A conversation is read through the model's chat template; refinement quotes it as a plain transcript.
     const conversation = req.messages ? engine.tokenizer.renderChat(req.messages) : undefined;
     const requestText = req.prompt ?? plainChatPrompt(req.messages ?? []);
+    // The answer and its rewrites follow response_format; critiques are free text.
+    const format = toOutputConstraint(req.response_format);
+    const compiled: CompiledConstraint | undefined = format ? await engine.compileConstraint(format) : undefined;
     const run = async (prompt: string | number[], phase: ChatPhase, temperature: number, seedOffset: number) => {
       const r = await engine.generate(prompt, samplingParams({ ...req, temperature }, seed + seedOffset), {
         signal: ctx.signal,
+        constraint: compiled && phase !== 'critique' ? await compiled.matcher() : undefined,
         onText: onToken ? (text) => onToken({ text, index: index++, phase }) : undefined,
       });
       if (r.finishReason === 'cancelled') {
@@ -141,6 +159,7 @@ export class ChatService {
       steps,
       refineUsage: req.mode === 'refine' ? refineUsage : null,
       ttft: first.timeToFirstTokenMs,
+      structured: format ? { type: format.type, complete: final.constraintComplete === true } : null,
     });
     if (this.cache && cacheKey) await this.cache.set(engine.info.name, result, cacheKey);
     return result;
@@ -177,6 +196,7 @@ export class ChatService {
       steps: number;
       refineUsage: ChatResult['refineUsage'];
       ttft: number | null;
+      structured: StructuredOutcome | null;
     },
   ): ChatResult {
     const info = engine.info;
@@ -209,6 +229,7 @@ export class ChatService {
       timeToFirstTokenMs: r.ttft === null ? null : Math.round(r.ttft * 100) / 100,
       interTokenLatencyMs: r.final.interTokenMs === null ? null : Math.round(r.final.interTokenMs * 1000) / 1000,
       refineUsage: r.refineUsage,
+      structured: r.structured,
     };
   }
 }

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { GenerationCancelledError } from '../engine/errors.js';
-import type { ChatMessage, GenerationResult, SamplingParams, TokenLogprob, TokenStep } from '../engine/types.js';
+import type { ChatMessage, GenerateOptions, GenerationResult, SamplingParams, TokenLogprob, TokenStep } from '../engine/types.js';
+import type { OutputConstraint } from '../engine/response-format.js';
 import type { Log } from '../observability/log.js';
 import type { ChatCache } from './chat-cache.js';
 import { requestKey } from './chat-cache.js';
@@ -38,6 +39,8 @@ export interface CompletionRequest {
   seed?: number;
   /** Alternatives reported per token (0..20); undefined: no log-probabilities. */
   logprobs?: number;
+  /** Structured output: every choice is constrained to this (each with its own matcher). */
+  format?: OutputConstraint;
 }
 
 /** A token's log-probability with the token texts, as clients show them. */
@@ -52,6 +55,8 @@ export interface CompletionChoice {
   text: string;
   finishReason: 'stop' | 'length';
   logprobs: NamedLogprob[] | null;
+  /** With a format: whether the text is a complete document (false: cut by max_tokens or a stop string); null without one. */
+  complete: boolean | null;
 }
 
 export interface CompletionResult {
@@ -107,6 +112,8 @@ export class CompletionService {
       req.input.kind === 'chat'
         ? [{ ids: engine.tokenizer.renderChat(req.input.messages).ids, echo: '' }]
         : req.input.prompts.map((p) => ({ ids: p, echo: (req.input as { echo: boolean }).echo ? p : '' }));
+    // Compiled once (and cached across requests); each choice walks its own matcher.
+    const compiled = req.format ? await engine.compileConstraint(req.format) : undefined;
     const bias = new Map(Object.entries(req.sampling.logit_bias).map(([id, b]) => [Number(id), b]));
     const base = samplingParams(req.sampling, seed);
     const params = (i: number): SamplingParams => ({
@@ -135,7 +142,9 @@ export class CompletionService {
         const index = pi * req.n + i;
         // Text is released by onText (the last of it when the generation ends); each token goes out with what it released.
         let pending = p.echo;
-        const run = engine.generate(p.ids, params(index), {
+        const generate = async (opts: GenerateOptions) =>
+          engine.generate(p.ids, params(index), { ...opts, constraint: compiled ? await compiled.matcher() : undefined });
+        const run = generate({
           signal: controller.signal,
           onText: onEvent ? (piece) => void (pending += piece) : undefined,
           onToken: onEvent
@@ -176,6 +185,7 @@ export class CompletionService {
       text: prompts[Math.floor(index / req.n)]!.echo + r.text,
       finishReason: r.finishReason === 'stop' ? 'stop' : 'length',
       logprobs: r.logprobs?.map(named) ?? null,
+      complete: r.constraintComplete ?? null,
     }));
     const promptTokens = sum(results.filter((_, i) => i % req.n === 0).map((r) => r.promptTokens));
     const completionTokens = sum(results.map((r) => r.completionTokens));

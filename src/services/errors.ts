@@ -6,6 +6,7 @@ import {
   GenerationCancelledError,
   InputTooLongError,
   ModelNotLoadedError,
+  UnsupportedConstraintError,
 } from '../engine/errors.js';
 import { InvalidCursorError } from '../storage/errors.js';
 import {
@@ -68,6 +69,10 @@ function fromLowerLayers(err: unknown): AppError | undefined {
       : serviceUnavailable(`${subject} failed to load`, { state: 'failed', reason: err.reason });
   }
   if (err instanceof InvalidCursorError) return invalidRequest('cursor is invalid', { field: 'cursor' });
+  if (err instanceof UnsupportedConstraintError) {
+    // Checked at validation already; what reaches here is what the grammar compiler itself refused.
+    return invalidRequest(err.message, { field: 'response_format', ...(err.keyword ? { keyword: err.keyword } : {}), schema_path: err.path });
+  }
   return undefined;
 }
 

@@ -7,7 +7,7 @@ import type { ModelHost } from './model-host.js';
 import type { EvaluateRequest } from './evaluation-schema.js';
 import { samplingParams, type SamplingFields } from './sampling.js';
 import { scoreDeterministic, type Criterion, type CriterionScore } from './scoring/criteria.js';
-import { judgeCriteria } from './scoring/judge.js';
+import { JUDGE_REPLY_SCHEMA, judgeCriteria } from './scoring/judge.js';
 
 export interface ScoringRequest {
   prompt: string;
@@ -22,8 +22,12 @@ export interface ScoringRequest {
   signal?: AbortSignal;
 }
 
-/** How the model judge generates: greedy, short, ending with the JSON object's closing brace. */
-const JUDGE_SAMPLING: SamplingFields = { max_new_tokens: 96, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, stop: ['}'] };
+/**
+ * How the model judge generates: greedy, constrained to JUDGE_REPLY_SCHEMA
+ * (the grammar ends the reply after its closing brace), with room for the
+ * longest reply the schema allows (a 160-character rationale).
+ */
+const JUDGE_SAMPLING: SamplingFields = { max_new_tokens: 160, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, stop: [] };
 
 /** Scores by measurements of the texts, or by the served model as a judge. */
 export class Scorer {
@@ -32,10 +36,11 @@ export class Scorer {
   async score(req: ScoringRequest): Promise<CriterionScore[]> {
     if (req.judge === 'deterministic') return scoreDeterministic(req, req.criteria);
     const engine: Engine = this.host.require();
+    // The reply's schema is compiled once per model and cached; each generation walks its own matcher.
+    const compiled = await engine.compileConstraint({ type: 'json_schema', schema: JUDGE_REPLY_SCHEMA });
     const generate = async (prompt: string) => {
-      const r = await engine.generate(prompt, samplingParams(JUDGE_SAMPLING, req.seed ?? 0), { signal: req.signal });
-      // The stop string ends the JSON object; put its brace back.
-      return r.finishReason === 'stop' ? `${r.text}}` : r.text;
+      const r = await engine.generate(prompt, samplingParams(JUDGE_SAMPLING, req.seed ?? 0), { signal: req.signal, constraint: await compiled.matcher() });
+      return r.text;
     };
     return judgeCriteria(generate, req.criteria, req);
   }

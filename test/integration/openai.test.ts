@@ -181,9 +181,14 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('OpenAI-compatible API
       .catch((x: unknown) => x);
     expect(image).toBeInstanceOf(OpenAI.BadRequestError);
     const json = await client.chat.completions
-      .create({ model: 'stories260K', messages: [{ role: 'user', content: 'hi' }], response_format: { type: 'json_object' } })
+      .create({
+        model: 'stories260K',
+        messages: [{ role: 'user', content: 'hi' }],
+        response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', format: 'email' } } },
+      })
       .catch((x: unknown) => x);
     expect(json).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((json as Error).message).toMatch(/"format"/);
     const nokey = new OpenAI({ apiKey: 'wrong', baseURL: `${server.url}/v1`, maxRetries: 0 });
     const auth = await nokey.models.list().catch((x: unknown) => x);
     expect(auth).toBeInstanceOf(OpenAI.AuthenticationError);

@@ -91,6 +91,7 @@ const chat: ChatResult = {
   timeToFirstTokenMs: 1,
   interTokenLatencyMs: 1,
   refineUsage: { promptTokens: 1, completionTokens: 1 },
+  structured: { type: 'json_schema', complete: true },
 };
 const run: BatchRun = {
   id: 'be_1',

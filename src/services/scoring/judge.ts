@@ -39,6 +39,22 @@ export const JUDGE_RUBRICS: Readonly<Record<Criterion, string>> = {
     '5 = excellent, 4 = good, 3 = acceptable, 2 = poor, 1 = unacceptable.',
 };
 
+/**
+ * The JSON schema of a judge's reply, which the model judge generates under
+ * (constrained decoding): exactly what parseJudgeOutput accepts, so a reply
+ * fails to parse only when the token limit cuts it. The rationale starts
+ * with a letter or digit (never blank) and stays within plain punctuation.
+ */
+export const JUDGE_REPLY_SCHEMA = {
+  type: 'object',
+  properties: {
+    score: { type: 'integer', minimum: SCORE_MIN, maximum: SCORE_MAX },
+    rationale: { type: 'string', pattern: "^[A-Za-z0-9][A-Za-z0-9 ,.;:'()!?-]{0,159}$" },
+  },
+  required: ['score', 'rationale'],
+  additionalProperties: false,
+} as const;
+
 /** Appended to the prompt of the second attempt. */
 export const JUDGE_RETRY_SUFFIX =
   '\nYour previous reply was not a valid JSON object. Reply with only the JSON object, nothing else.\nJSON:';

@@ -73,11 +73,13 @@ export function xgrammar(): XgModule {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
   const file = require.resolve('@mlc-ai/web-xgrammar');
-  const source = fs.readFileSync(file, 'utf8');
+  // Its Emscripten loader's one dynamic import (of node:module, for createRequire) is handed in instead: code made by
+  // new Function has no module context to import from under every loader (vitest's VM modules refuse it).
+  const source = fs.readFileSync(file, 'utf8').replace("await import('module')", '__nodeModule');
   const mod = { exports: {} as Record<string, unknown> };
   const dir = file.slice(0, file.lastIndexOf('/'));
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the package's own bundle, evaluated as CommonJS (see above)
-  new Function('exports', 'module', 'require', '__filename', '__dirname', source)(mod.exports, mod, createRequire(file), file, dir);
+  new Function('exports', 'module', 'require', '__filename', '__dirname', '__nodeModule', source)(mod.exports, mod, createRequire(file), file, dir, { createRequire });
   loaded = mod.exports as unknown as XgModule;
   return loaded;
 }

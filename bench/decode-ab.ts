@@ -25,6 +25,7 @@
  *   envalloc   session.use_env_allocators 1
  *   noprepack  session.disable_prepacking 1 (MatMul weights stay [K, N] as stored: MLAS's M=1 kernel instead of the packed GEMM)
  *   unpacked   separate q, k, v products
+ *   heads      FusedGraphOptions.headsFirst: the packed q/k/v split into heads first (3 nodes a layer instead of 7)
  *   matmuls    upper bound: a graph of only the model's weight products, chained, no attention or norms
  *   read       upper bound: the STREAM read kernel over as many bytes as the weights, 2 threads
  */
@@ -117,7 +118,7 @@ async function makeVariant(name: string, c: LlamaConfig): Promise<Variant> {
     const feeds = { x: new ort.Tensor('float32', new Float32Array(c.dim).fill(0.1), [1, c.dim]) };
     return { name, step: async () => void (await s.run(feeds)), close: () => s.release() };
   }
-  const graphOpts: FusedGraphOptions = { packedQkv: !parts.has('unpacked') };
+  const graphOpts: FusedGraphOptions = { packedQkv: !parts.has('unpacked'), headsFirst: parts.has('heads') };
   const key = JSON.stringify(graphOpts);
   if (!graphCache.has(key)) {
     weightsCache ??= randomLlamaWeights(c, 1);

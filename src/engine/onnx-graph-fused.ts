@@ -90,6 +90,56 @@
  * stories260K at batch 16 spends most of its ~2.5 ms in 5 layers x 4 batched
  * products of 128 tiny matrices (head_dim 8) over the cache, and ~200 node
  * launches; well above the 1 ms aimed at.
+ *
+ * One stream on llama-85m (issue 11; npm run bench:profile, bench/decode-ab.ts;
+ * results in bench/results/2026-12-02-profile.json). Measured 2026-12-02 on the
+ * same 2-core VM while other benchmarks and a llama.cpp build ran beside
+ * (load average 7-11): absolute times are 2-3x the quiet machine's (the
+ * issue's 15.5 ms a token), so only ratios within one run are given weight.
+ *
+ * - Where a batch-1 decode step goes (ONNX Runtime's profiler, spinning off,
+ *   context ~340, KV reservation 384): weight products 73% of the time inside
+ *   ORT (gate_up 32%, qkv 18%, down 18%, o 5%, LM head 0.5%: MLAS prepacks every
+ *   MatMul weight, the profiler shows them with the activation as their only
+ *   input), attention products over the cache 11% (q.k 5%, p.v 5%: 48
+ *   launches of 12 single-row products), reshapes/transposes/splits/adds/concat
+ *   6%, rotary 1%, norms 1%, SiLU 0.6%, the executor between kernels 7%. The
+ *   Node binding (JS-side run - ORT's model_run) is 2-3% and the engine's own
+ *   work between two runs (KV writes 0.2 ms, feeds 0.1-0.2 ms, processors and
+ *   the draw over 512 logits 0.1 ms, the scheduler) ~0.7 ms. Prefill of 300
+ *   tokens in one run: ~1.1-1.7 s here (three to four times the quiet figure),
+ *   MatMuls 80% of it. The per-op profile under-states what the non-product
+ *   part costs in wall time: decode-ab's weight-products-only graph (the same
+ *   48 products and the LM head, chained, nothing else) takes a best step of
+ *   8.7-10.5 ms (33-39 GB/s of weights) where the whole graph takes 19.4-20.5
+ *   ms (17 GB/s), and the whole graph on one thread is as fast as on two
+ *   (best 19.1 vs 20.5 ms) while the products alone are 2.4x faster on two.
+ *   So the ~400 other nodes (about 100 of them handing work to the second
+ *   thread, which parks between kernels) cost as much as reading the weights
+ *   when the cores are shared: the remaining gap to the bandwidth is there,
+ *   not in MLAS's products.
+ * - Effective weight bandwidth at batch 1 (341 MB / the engine's inter-token
+ *   latency): 7.3 GB/s, 32% of the 23 GB/s a read-only sum reached in the same
+ *   run (bench/lib/membw.ts; 2 threads; the quiet machine measured ~39 GB/s).
+ *   The 85% target (>= 1.8x the issue's 15.5 ms) is not reached on fp32.
+ * - Intra-op spinning (ORT's default) is now off for the decoder sessions
+ *   (ORT_SPINNING=1 restores it): 12 alternating rounds, batch-1 llama-85m,
+ *   spinning on vs off: median step 0.56x (0.15..0.78 over rounds), best step
+ *   0.66x (0.23..1.01), CPU 0.56x; the products-only graph likewise 0.60x.
+ *   (The older note above, -5% on distil without spinning, was measured on a
+ *   quiet machine; with spinning the two ORT threads fight every other process
+ *   for the two cores.)
+ * - Tried, no measurable difference within the noise of these runs (+-10%):
+ *   headsFirst (3 nodes a layer for the q/k/v split instead of 7; bitwise the
+ *   same logits; kept as an option, default off), unpacked q/k/v,
+ *   session.use_env_allocators, the CPU arena off, one intra-op thread.
+ *   Worse: session.disable_prepacking (MLAS's M=1 kernel over the unpacked
+ *   [K, N] weights: 0.73x in CPU time, the products-only graph 0.86x).
+ * - Outside ORT, the draw was the one large item: top-p over distil's 50,257
+ *   random-weight logits (a flat distribution) took 9.6 ms a row in the
+ *   comparator sort of the nucleus's boundary bucket (a 38 ms step at batch 1;
+ *   at batch 16, 258 ms between runs against 194 ms in them); sampling.ts now
+ *   orders it with a radix sort (same ids, same order).
  */
 import { GraphBuilder, ElemType, attrFloat, attrInt, attrInts } from './onnx-builder.js';
 import { quantizeBlockwise, type FusedQuantizeOptions } from './quantize.js';
@@ -137,6 +187,13 @@ export interface FusedGraphOptions {
   attention?: 'external' | 'gqa';
   /** One MatMul producing packed QKV (default true). */
   packedQkv?: boolean;
+  /**
+   * 'external' attention with packed QKV: split the packed product into heads
+   * by one Reshape + Transpose to [batch, heads, seq, head_dim] and one Split
+   * along the head axis, and rotate q and k in that 4-D form (3 nodes a layer
+   * where the split-then-per-tensor reshape/transpose takes 7). Default false.
+   */
+  headsFirst?: boolean;
   /**
    * 'gqa' only: let GroupQueryAttention apply RoPE (`do_rotary`). ONNX
    * Runtime's CPU kernel requires head_dim % 16 == 0 for that; 'auto'
@@ -225,6 +282,7 @@ export function buildLlamaOnnxFused(weights: LlamaWeights, options: FusedGraphOp
   const { cos, sin } = ropeCosSin(c.maxSeqLen, headDim, c.ropeTheta);
   const ctx: AttnContext = {
     mode,
+    headsFirst: mode === 'external' && packed && (options.headsFirst ?? false),
     ...gqaInputs,
     rotaryInGqa,
     interleaved: weights.ropeLayout === 'interleaved',
@@ -280,6 +338,8 @@ export function buildLlamaOnnxFused(weights: LlamaWeights, options: FusedGraphOp
 
 interface AttnContext {
   mode: 'external' | 'gqa';
+  /** external + packed: split the packed q/k/v into heads first (FusedGraphOptions.headsFirst). */
+  headsFirst: boolean;
   seqlensK: string; // gqa only
   totalLen: string; // gqa only
   positions: string; // int64 [batch, seq] for the RotaryEmbedding op ('' when GroupQueryAttention rotates)
@@ -466,21 +526,36 @@ function externalAttention(
 ): string {
   const headDim = c.dim / c.nHeads;
   const group = c.nHeads / c.nKvHeads;
-  const [q, k, v] = proj.q(); // q is pre-scaled by 1/sqrt(headDim)
-  const qr = rotary(b, q!, ctx, c.nHeads); // [b, s, H*hd]
-  const kr = rotary(b, k!, ctx, c.nKvHeads);
   const toHeads = (x: string, heads: number, name?: string): string =>
     b.op('Transpose', [b.op('Reshape', [x, b.int64([0, 0, heads, headDim])])], { perm: attrInts([0, 2, 1, 3]) }, name); // [b, heads, s, hd]
-  const kNew = toHeads(kr, c.nKvHeads, newKeyName(index));
-  const vNew = toHeads(v!, c.nKvHeads, newValueName(index));
-  // Grouped queries as [b, kv, group, s, hd] against keys/values [b, kv, 1, *, hd]:
-  // each kv head broadcasts over its group without a copy, and every product
-  // is a batch of single-row (decode) matrix products, which MLAS runs without
-  // repacking the cache when alpha is 1.
-  const q5 =
-    group === 1
-      ? toHeads(qr, c.nHeads)
-      : b.op('Transpose', [b.op('Reshape', [qr, b.int64([0, 0, c.nKvHeads, group, headDim])])], { perm: attrInts([0, 2, 3, 1, 4]) });
+  let q5: string;
+  let kNew: string;
+  let vNew: string;
+  if (ctx.headsFirst && proj.qkv) {
+    // [b, s, (H + 2kv) * hd] -> [b, H + 2kv, s, hd] -> q, k, v heads; RotaryEmbedding rotates the 4-D form.
+    const all = toHeads(proj.qkv, c.nHeads + 2 * c.nKvHeads);
+    const [qh, kh] = b.opN('Split', [all, b.int64([c.nHeads, c.nKvHeads, c.nKvHeads])], 3, { axis: attrInt(1) }, [undefined, undefined, newValueName(index)]);
+    vNew = newValueName(index);
+    const rotate4 = (x: string, name?: string): string =>
+      b.opN('RotaryEmbedding', [x, ctx.positions, ctx.cos, ctx.sin], 1, { interleaved: attrInt(ctx.interleaved ? 1 : 0) }, name ? [name] : undefined, MS)[0]!;
+    kNew = rotate4(kh!, newKeyName(index));
+    const qr = rotate4(qh!); // [b, H, s, hd], pre-scaled by 1/sqrt(headDim)
+    q5 = group === 1 ? qr : b.op('Reshape', [qr, b.int64([0, c.nKvHeads, group, -1, headDim])]);
+  } else {
+    const [q, k, v] = proj.q(); // q is pre-scaled by 1/sqrt(headDim)
+    const qr = rotary(b, q!, ctx, c.nHeads); // [b, s, H*hd]
+    const kr = rotary(b, k!, ctx, c.nKvHeads);
+    kNew = toHeads(kr, c.nKvHeads, newKeyName(index));
+    vNew = toHeads(v!, c.nKvHeads, newValueName(index));
+    // Grouped queries as [b, kv, group, s, hd] against keys/values [b, kv, 1, *, hd]:
+    // each kv head broadcasts over its group without a copy, and every product
+    // is a batch of single-row (decode) matrix products, which MLAS runs without
+    // repacking the cache when alpha is 1.
+    q5 =
+      group === 1
+        ? toHeads(qr, c.nHeads)
+        : b.op('Transpose', [b.op('Reshape', [qr, b.int64([0, 0, c.nKvHeads, group, headDim])])], { perm: attrInts([0, 2, 3, 1, 4]) });
+  }
   const perGroup = (x: string): string => (group === 1 ? x : b.op('Unsqueeze', [x, b.int64([2])]));
   const fused = (a: string, m: string): string => b.opN('FusedMatMul', [a, m], 1, { transB: attrInt(1) }, undefined, MS)[0]!;
   const scoresPast = b.op('Add', [fused(q5, perGroup(past.key)), ctx.pastBias]); // [b, kv, (group,) s, capacity]

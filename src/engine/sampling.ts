@@ -106,8 +106,16 @@ export function drawToken(logits: Float32Array, p: TokenDraw, rng: SeededRng, sc
   let ids = nucleusCandidates(logits, w, n, total, p.topP, invT);
   // The nucleus is taken from the whole distribution, then min-p thins it (the most probable always stays).
   if (minW > 0) ids = ids.filter((id) => w[id]! >= minW);
-  // `ids` is the nucleus already: draw over all of it.
-  return drawNucleus(ids, (i) => w[ids[i]!]!, total, 1, rng);
+  // `ids` is the nucleus already: draw over all of it (drawNucleus with top_p 1 and no min-p,
+  // inlined: tens of thousands of ids in a flat distribution made its closure calls cost ms a row).
+  let mass = 0;
+  for (let i = 0; i < ids.length; i++) mass += w[ids[i]!]!;
+  let r = rng.next() * mass;
+  for (let i = 0; i < ids.length; i++) {
+    r -= w[ids[i]!]!;
+    if (r < 0) return ids[i]!;
+  }
+  return ids[ids.length - 1]!;
 }
 
 /**

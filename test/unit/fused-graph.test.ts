@@ -158,6 +158,20 @@ describe('buildLlamaOnnxFused (tiny preset)', () => {
     await expect(h.run(0, [long.slice(3, 6), long.slice(3, 6)], [5, 5], 6)).rejects.toThrow(/batch_size must be 1/);
   });
 
+  it('headsFirst (q/k/v split into heads before the rotation) gives the same logits and new keys/values, grouped queries, both RoPE layouts', async () => {
+    const tokens = [1, 17, 300, 42, 42, 511, 5, 99, 250, 3];
+    const empty = Array.from({ length: 2 * config.nLayers }, () => new Float32Array(config.nKvHeads * headDim));
+    for (const w of [weights, { ...weights, ropeLayout: 'half-split' } satisfies LlamaWeights]) {
+      const [a, b] = await Promise.all(
+        [{}, { headsFirst: true }].map(async (opts) => runExternal(await ort.InferenceSession.create(buildLlamaOnnxFused(w, opts)), config, [tokens], [0], empty, 1)),
+      );
+      expect(maxAbsDiff(a!.logits!.data as Float32Array, referenceForward(w, tokens).at(-1)!)).toBeLessThan(TOL);
+      for (const name of ['logits', newKeyName(0), newValueName(1)]) {
+        expect(Array.from(b![name]!.data as Float32Array), name).toEqual(Array.from(a![name]!.data as Float32Array));
+      }
+    }
+  });
+
   it('supports multi-head attention, an untied classifier and unpacked q/k/v', async () => {
     const mha: LlamaConfig = { ...config, nKvHeads: config.nHeads, nLayers: 1 };
     const w: LlamaWeights = randomLlamaWeights(mha, 11, STD);
@@ -165,7 +179,7 @@ describe('buildLlamaOnnxFused (tiny preset)', () => {
     const tokens = [1, 2, 3, 400, 401];
     const ref = referenceForward(w, tokens).at(-1)!;
     const empty = Array.from({ length: 2 }, () => new Float32Array(mha.nKvHeads * headDim));
-    for (const opts of [{}, { packedQkv: false }] satisfies FusedGraphOptions[]) {
+    for (const opts of [{}, { packedQkv: false }, { headsFirst: true }] satisfies FusedGraphOptions[]) {
       const s = await ort.InferenceSession.create(buildLlamaOnnxFused(w, opts));
       const out = await runExternal(s, mha, [tokens], [0], empty, 1);
       expect(maxAbsDiff(out.logits!.data as Float32Array, ref)).toBeLessThan(TOL);

@@ -11,6 +11,7 @@ import {
   QUANTIZE_DEFAULTS,
 } from '../../src/engine/quantize.js';
 import { SeededRng as Rng } from '../../src/engine/rng.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
 
 /** A graph of one MatMulNBits node: Y[M, N] = A[M, K] @ dequant(B)^T. */
 function matMulNBitsGraph(q: ReturnType<typeof quantizeBlockwise>, accuracyLevel: number): Uint8Array {
@@ -168,5 +169,14 @@ describe('quantization records', () => {
   it('parses modes strictly', () => {
     expect(parseQuantizeMode('int4')).toBe('int4');
     expect(() => parseQuantizeMode('q8_0')).toThrow(/int8, int4/);
+  });
+
+  it('MODEL_QUANTIZE: unset or empty is fp32; int8 and int4 are read; anything else fails at start-up naming the variable', () => {
+    expect(loadConfig({}).modelQuantize).toBeUndefined();
+    expect(loadConfig({ MODEL_QUANTIZE: '' }).modelQuantize).toBeUndefined();
+    expect(loadConfig({ MODEL_QUANTIZE: 'int8' }).modelQuantize).toBe('int8');
+    expect(loadConfig({ MODEL_QUANTIZE: 'int4' }).modelQuantize).toBe('int4');
+    expect(() => loadConfig({ MODEL_QUANTIZE: 'q4_0' })).toThrow(ConfigError);
+    expect(() => loadConfig({ MODEL_QUANTIZE: 'q4_0' })).toThrow(/MODEL_QUANTIZE/);
   });
 });

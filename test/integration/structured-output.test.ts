@@ -1,12 +1,11 @@
-import Ajv2020Module from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storiesModel } from '../helpers/models.js';
 import { API_KEY, authHeaders, gql, postJson, readSse, startServer, type RunningServer } from '../helpers/server.js';
 import { STRUCTURED_CASES, type StructuredCase } from '../helpers/structured-schemas.js';
 
-// ajv's 2020-12 build (prefixItems, $defs) is CommonJS with a default export.
-const Ajv2020 = (Ajv2020Module as unknown as { default: typeof Ajv2020Module }).default ?? Ajv2020Module;
+// ajv's JSON Schema 2020-12 build: prefixItems, $defs.
 const ajv = new Ajv2020({ strict: false });
 
 const MESSAGES = [{ role: 'user', content: 'Tell me about the little dog.' }];

@@ -126,6 +126,9 @@
  *   (ORT_SPINNING=1 restores it): 12 alternating rounds, batch-1 llama-85m,
  *   spinning on vs off: median step 0.56x (0.15..0.78 over rounds), best step
  *   0.66x (0.23..1.01), CPU 0.56x; the products-only graph likewise 0.60x.
+ *   Through the server (npm run bench, c=1, four runs in turn with
+ *   ORT_SPINNING=1, 0, 1, 0; bench/results/2026-12-02-llama-85m-spinning.json):
+ *   inter-token latency 164 and 141 ms spinning vs 53 and 70 ms not (2.0-3.1x).
  *   (The older note above, -5% on distil without spinning, was measured on a
  *   quiet machine; with spinning the two ORT threads fight every other process
  *   for the two cores.)

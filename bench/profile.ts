@@ -396,7 +396,7 @@ async function profileModel(name: string, readGbS: () => number): Promise<Record
         effective_weight_gb_s: gbS(b1.itl_ms.mean),
         in_ort_weight_gb_s: gbS(trace.decode.run_ms),
         machine_read_gb_s: machineRead,
-        share_of_machine: round(bytes / (b1.itl_ms.mean / 1000) / 1e9 / machineRead, 3),
+        share_of_machine: machineRead > 0 ? round(bytes / (b1.itl_ms.mean / 1000) / 1e9 / machineRead, 3) : null,
       }
     : null;
 
@@ -430,7 +430,8 @@ async function profileModel(name: string, readGbS: () => number): Promise<Record
   if (bw) {
     process.stdout.write(
       `effective weight bandwidth at batch 1: ${bw.weight_mb_per_step} MB / ${bw.step_ms} ms = ${bw.effective_weight_gb_s} GB/s ` +
-        `(inside ORT: ${bw.in_ort_weight_gb_s} GB/s); machine read ${bw.machine_read_gb_s} GB/s -> ${(100 * bw.share_of_machine).toFixed(0)}%; ` +
+        `(inside ORT: ${bw.in_ort_weight_gb_s} GB/s); ` +
+        (bw.share_of_machine === null ? 'machine bandwidth not measured (--no-membw); ' : `machine read ${bw.machine_read_gb_s} GB/s -> ${(100 * bw.share_of_machine).toFixed(0)}%; `) +
         `plus ${bw.kv_cache_mb_per_step_at_end} MB of KV cache reservation read per step at the end\n`,
     );
   }

@@ -89,20 +89,36 @@ const THROUGHPUT_SCHEMA: OutputConstraint = {
   },
 };
 
-/** Times the grammar's own work (prepare = the step's mask, mask = applying it, accept = advancing). */
+interface GrammarTiming {
+  ms: number;
+  steps: number;
+  /** The rows' prepare() calls, one after another (see prepare). */
+  chain: Promise<void>;
+}
+
+/**
+ * Times the grammar's own work (prepare = the step's mask, mask = applying
+ * it, accept = advancing). The scheduler starts every row's prepare()
+ * together; timed side by side, each would include the others' work, so
+ * here they run one after another, each timed alone (the work is
+ * synchronous WebAssembly either way; the order costs nothing).
+ */
 class TimedConstraint implements TokenConstraint {
   constructor(
     private readonly inner: TokenConstraint,
-    private readonly t: { ms: number; steps: number },
+    private readonly t: GrammarTiming,
   ) {}
   get terminated() {
     return this.inner.terminated;
   }
-  async prepare() {
-    const s = performance.now();
-    await this.inner.prepare();
-    this.t.ms += performance.now() - s;
-    this.t.steps++;
+  prepare() {
+    this.t.chain = this.t.chain.then(async () => {
+      const s = performance.now();
+      await this.inner.prepare();
+      this.t.ms += performance.now() - s;
+      this.t.steps++;
+    });
+    return this.t.chain;
   }
   mask(l: Float32Array) {
     const s = performance.now();
@@ -166,7 +182,7 @@ async function runSide(engine: Engine, batch: number, compiled: CompiledConstrai
     // Unconstrained rows write the whole budget; constrained ones stop only when the document ends (it outlasts the budget).
     ignoreEos: compiled === null,
   });
-  const timing = { ms: 0, steps: 0 };
+  const timing: GrammarTiming = { ms: 0, steps: 0, chain: Promise.resolve() };
   const started = performance.now();
   const results = await Promise.all(
     Array.from({ length: batch }, async (_, i) =>

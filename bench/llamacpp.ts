@@ -60,7 +60,8 @@ const USAGE = `npm run bench:llamacpp -- --llama-bin DIR [options]
   --ours LIST              our server's weight variants, fp32,int8,int4 (default fp32; int8/int4 are
                            built with make-model --quantize)
   --types LIST             GGUF types for llama-bench, f32,q8_0,q4_0 (default all three)
-  --servers LIST           llama-server configurations TYPE:SLOTS[:fa] (default f32:1,q8_0:1,q4_0:1,f32:16,q8_0:16,q4_0:16)
+  --servers LIST           llama-server configurations TYPE:SLOTS[:fa][:tN] (fa: flash attention; tN: N threads)
+                           (default f32:1,q8_0:1,q4_0:1,f32:16,q8_0:16,q4_0:16)
   --concurrency LIST       closed-loop client counts (default 1,16)
   --duration S             seconds per measured run (default 30)
   --rounds N               rounds, servers in a rotated order each round (default 2)
@@ -71,6 +72,11 @@ const USAGE = `npm run bench:llamacpp -- --llama-bin DIR [options]
   --prompt-tokens N        prompt length, +-20 tokens, BOS included (default 300)
   --prompts N              distinct prompts (default 32)
   --bench-reps N           llama-bench repetitions (default 3)
+  --bench-threads LIST     llama-bench thread counts (default: --threads)
+  --bench-rounds N         run llama-bench in the first N rounds only (default: every round)
+  --include-queued         also load a llama-server at a concurrency above its slots (it only queues; cut
+                           queued requests then keep it busy after the window: the bench waits for it)
+  --tag NAME               results go to <date>-llamacpp-85m-NAME.json (default: <date>-llamacpp-85m.json)
   --allow-all-tokens       do not ban ids 0..258 (events then merge where UTF-8 is held back)
   --skip-llama-bench / --skip-agreement / --skip-servers
   --seed N                 model seed (default 1)
@@ -89,6 +95,8 @@ interface ServerSpec {
   type: GgufType;
   slots: number;
   flashAttn: boolean;
+  /** llama.cpp threads for this server (default --threads). */
+  threads?: number;
 }
 
 function parseCli() {
@@ -110,6 +118,10 @@ function parseCli() {
         'prompt-tokens': { type: 'string' },
         prompts: { type: 'string' },
         'bench-reps': { type: 'string' },
+        'bench-threads': { type: 'string' },
+        'bench-rounds': { type: 'string' },
+        'include-queued': { type: 'boolean' },
+        tag: { type: 'string' },
         'allow-all-tokens': { type: 'boolean' },
         'skip-llama-bench': { type: 'boolean' },
         'skip-agreement': { type: 'boolean' },
@@ -149,11 +161,12 @@ function parseCli() {
     .split(',')
     .filter(Boolean)
     .map((s) => {
-      const [type, slots, fa, ...rest] = s.split(':');
-      if (!GGUF_TYPES.includes(type as GgufType) || !/^\d+$/.test(slots ?? '') || (fa !== undefined && fa !== 'fa') || rest.length) {
-        fail(`--servers: "${s}" is not TYPE:SLOTS[:fa] with TYPE one of ${GGUF_TYPES.join(', ')}`);
+      const [type, slots, ...flags] = s.split(':');
+      if (!GGUF_TYPES.includes(type as GgufType) || !/^\d+$/.test(slots ?? '') || flags.some((f) => f !== 'fa' && !/^t\d+$/.test(f))) {
+        fail(`--servers: "${s}" is not TYPE:SLOTS[:fa][:tTHREADS] with TYPE one of ${GGUF_TYPES.join(', ')}`);
       }
-      return { type: type as GgufType, slots: Number(slots), flashAttn: fa === 'fa' };
+      const t = flags.find((f) => f.startsWith('t'));
+      return { type: type as GgufType, slots: Number(slots), flashAttn: flags.includes('fa'), ...(t ? { threads: Number(t.slice(1)) } : {}) };
     });
   const temperature = Number(str('temperature') ?? 0.8);
   if (!(temperature >= 0 && temperature <= 2)) fail('--temperature must be in 0..2');
@@ -178,6 +191,13 @@ function parseCli() {
     promptTokens: posInt('prompt-tokens', 300, 900),
     promptCount: posInt('prompts', 32, 1000),
     benchReps: posInt('bench-reps', 3, 100),
+    benchRounds: posInt('bench-rounds', 100, 100),
+    includeQueued: Boolean(values['include-queued']),
+    benchThreads: (str('bench-threads') ?? '').split(',').filter(Boolean).map((t) => {
+      if (!/^\d+$/.test(t) || Number(t) < 1 || Number(t) > 256) fail(`--bench-threads: "${t}" is not 1..256`);
+      return Number(t);
+    }),
+    tag: str('tag') === undefined ? undefined : /^[\w.-]{1,40}$/.test(str('tag')!) ? str('tag') : fail('--tag: letters, digits, . _ - only'),
     banBytes: !values['allow-all-tokens'],
     skipLlamaBench: Boolean(values['skip-llama-bench']),
     skipAgreement: Boolean(values['skip-agreement']),
@@ -201,7 +221,7 @@ const binPath = (o: Options, name: string) => {
 
 interface Models {
   gguf: Record<GgufType, { path: string; mb: number }>;
-  ours: Partial<Record<OursVariant, { dir: string; fused_onnx_mb: number }>>;
+  ours: Partial<Record<OursVariant, { dir: string; fused_onnx_mb: number; quantization: unknown }>>;
 }
 
 /** Exports, converts and quantizes the llama.cpp side once (cached by preset and seed). */
@@ -242,12 +262,13 @@ function makeModelQuantizes(): boolean {
 }
 
 /** Our model directory for a variant, built once with `make-model` (same preset and seed as the GGUFs). */
-async function prepareOurs(o: Options, variant: OursVariant): Promise<{ dir: string; fused_onnx_mb: number }> {
+async function prepareOurs(o: Options, variant: OursVariant): Promise<{ dir: string; fused_onnx_mb: number; quantization: unknown }> {
   const dir = path.join(o.cacheDir, `ours-${variant}-s${o.seed}`);
   const complete = () => {
     if (!['config.json', 'tokenizer.json', 'onnx/model_fused.onnx'].every((f) => fs.existsSync(path.join(dir, f)))) return false;
-    const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { llama2c?: { formatVersion?: number; preset?: string; seed?: number } };
-    return c.llama2c?.formatVersion === IMPORT_FORMAT_VERSION && c.llama2c.preset === PRESET && c.llama2c.seed === o.seed;
+    const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { llama2c?: { formatVersion?: number; preset?: string; seed?: number }; quantization?: { mode?: string } };
+    const mode = c.quantization?.mode ?? 'fp32';
+    return c.llama2c?.formatVersion === IMPORT_FORMAT_VERSION && c.llama2c.preset === PRESET && c.llama2c.seed === o.seed && mode === variant;
   };
   if (!complete()) {
     const args = ['--import', 'tsx', 'scripts/make-model.ts', '--preset', PRESET, '--seed', String(o.seed)];
@@ -262,7 +283,8 @@ async function prepareOurs(o: Options, variant: OursVariant): Promise<{ dir: str
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(tmp, dir);
   }
-  return { dir, fused_onnx_mb: round(fs.statSync(path.join(dir, 'onnx/model_fused.onnx')).size / 1e6, 1) };
+  const quantization = (JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { quantization?: unknown }).quantization ?? null;
+  return { dir, fused_onnx_mb: round(fs.statSync(path.join(dir, 'onnx/model_fused.onnx')).size / 1e6, 1), quantization };
 }
 
 async function loadPrompts(dir: string, o: Options): Promise<Prompt[]> {
@@ -277,6 +299,9 @@ async function loadPrompts(dir: string, o: Options): Promise<Prompt[]> {
 interface Server {
   name: string;
   kind: ServerKind;
+  pid: number;
+  /** llama-server's slots (ours: its batch). */
+  slots: number;
   port: number;
   rss: RssMonitor;
   logs: string[];
@@ -308,12 +333,13 @@ function httpStatus(port: number, p: string): Promise<number> {
 }
 
 async function startLlamaServer(o: Options, models: Models, spec: ServerSpec, ctxPerSlot: number): Promise<Server> {
-  const name = `llama.cpp ${spec.type} ${spec.slots} slot${spec.slots > 1 ? 's' : ''}${spec.flashAttn ? ' fa' : ''}`;
+  const threads = spec.threads ?? o.threads;
+  const name = `llama.cpp ${spec.type} ${spec.slots} slot${spec.slots > 1 ? 's' : ''}${spec.flashAttn ? ' fa' : ''}${spec.threads ? ` t${spec.threads}` : ''}`;
   const port = await freePort();
   const args = [
     '-m', models.gguf[spec.type].path,
     '--host', '127.0.0.1', '--port', String(port),
-    '-t', String(o.threads), '-tb', String(o.threads),
+    '-t', String(threads), '-tb', String(threads),
     '-c', String(ctxPerSlot * spec.slots), '-np', String(spec.slots),
     // The converter writes a 128-token training context; the preset's is 1,024.
     '--override-kv', `llama.context_length=int:${ctxPerSlot}`,
@@ -339,6 +365,8 @@ async function startLlamaServer(o: Options, models: Models, spec: ServerSpec, ct
   return {
     name,
     kind: 'llamacpp',
+    pid: child.pid!,
+    slots: spec.slots,
     port,
     rss,
     logs,
@@ -375,6 +403,8 @@ async function startOurs(o: Options, models: Models, variant: OursVariant): Prom
   return {
     name: `ours ${variant}`,
     kind: 'ours',
+    pid: s.pid,
+    slots: Number(process.env.MAX_BATCH_SIZE ?? 16),
     port: s.port,
     rss: s.rss,
     logs: s.logs,
@@ -382,10 +412,44 @@ async function startOurs(o: Options, models: Models, variant: OursVariant): Prom
       model_dir: path.relative(REPO, dir),
       fused_onnx_mb: models.ours[variant]!.fused_onnx_mb,
       ORT_INTRA_OP_THREADS: process.env.ORT_INTRA_OP_THREADS ?? null,
+      ORT_SPINNING: process.env.ORT_SPINNING ?? null,
       MAX_BATCH_SIZE: process.env.MAX_BATCH_SIZE ?? null,
     },
     stop: () => s.stop(),
   };
+}
+
+/** CPU seconds a process has used (utime + stime from /proc), or undefined without /proc. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until a server is idle: its CPU time grows by under 5% of a core over
+ * half a second (requests cut at a window's end may still be prefilling or
+ * queued there), at most `maxS`. Returns the seconds waited.
+ */
+async function drain(pid: number, maxS = 90): Promise<number> {
+  const started = performance.now();
+  const first = cpuSeconds(pid);
+  if (first === undefined) {
+    await sleep(1500);
+    return 1.5;
+  }
+  let prev: number = first;
+  while ((performance.now() - started) / 1000 < maxS) {
+    await sleep(500);
+    const now: number = cpuSeconds(pid) ?? prev;
+    if (now - prev < 0.025) break;
+    prev = now;
+  }
+  return round((performance.now() - started) / 1000, 1);
 }
 
 // ---------------------------------------------------------------- requests
@@ -460,6 +524,8 @@ interface RunResult {
   prompt_token_mismatches: number;
   peak_rss_mb: number;
   load_avg_1m_after: number;
+  /** Seconds until the server was idle after the window (cut requests finishing or cancelling). */
+  drain_s?: number;
 }
 
 /**
@@ -476,7 +542,9 @@ async function runLoad(
   sp: Sampling,
   opts: { durationS?: number; requests?: number; seedBase: number; round: number },
 ): Promise<RunResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: c });
+  // A connection per request for both: a kept-alive connection to llama-server (cpp-httplib) was once
+  // reset as the next request went out under load (ECONNRESET); a new loopback connection costs well under 1 ms.
+  const agent = new http.Agent({ keepAlive: false, maxSockets: c });
   const gaps = new DoubleList();
   const outcomes: Outcome[] = [];
   const cut = new AbortController();
@@ -543,6 +611,7 @@ async function runLoad(
 
 interface BenchRow {
   round: number;
+  threads: number;
   type: string;
   test: string;
   avg_ts: number;
@@ -551,7 +620,7 @@ interface BenchRow {
 }
 
 async function llamaBench(o: Options, models: Models, r: number): Promise<BenchRow[]> {
-  const args = [...o.types.flatMap((t) => ['-m', models.gguf[t].path]), '-p', String(o.promptTokens), '-n', String(o.maxNewTokens), '-t', String(o.threads), '-r', String(o.benchReps), '-o', 'json'];
+  const args = [...o.types.flatMap((t) => ['-m', models.gguf[t].path]), '-p', String(o.promptTokens), '-n', String(o.maxNewTokens), '-t', (o.benchThreads.length ? o.benchThreads : [o.threads]).join(','), '-r', String(o.benchReps), '-o', 'json'];
   const { stdout } = await runCommand(binPath(o, 'llama-bench'), args, { cwd: o.cacheDir, timeoutMs: 20 * 60_000, capture: true });
   const rows = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<Record<string, unknown>>;
   return rows.map((x) => {
@@ -560,6 +629,7 @@ async function llamaBench(o: Options, models: Models, r: number): Promise<BenchR
     const nGen = Number(x['n_gen'] ?? 0);
     return {
       round: r,
+      threads: Number(x['n_threads']),
       type: file,
       test: nPrompt > 0 ? `pp${nPrompt}` : `tg${nGen}`,
       avg_ts: round(Number(x['avg_ts']), 1),
@@ -697,9 +767,10 @@ function table(rows: ReturnType<typeof summarizeRuns>): string {
 }
 
 function benchTable(rows: BenchRow[]): string {
-  const keys = [...new Set(rows.map((r) => `${r.type} ${r.test}`))];
+  const key = (r: BenchRow) => `${r.type} ${r.test} t${r.threads}`;
+  const keys = [...new Set(rows.map(key))];
   const lines = keys.map((k) => {
-    const mine = rows.filter((r) => `${r.type} ${r.test}` === k);
+    const mine = rows.filter((r) => key(r) === k);
     return `| ${k} | ${mine.map((r) => `${r.avg_ts} ± ${r.stddev_ts}`).join(' ; ')} |`;
   });
   return ['| llama-bench | tokens/s per round (mean ± sd) |', '|---|---|', ...lines].join('\n');
@@ -762,7 +833,7 @@ async function main(): Promise<void> {
     let seedBase = 0;
     const sampling: Sampling = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, banBytes: o.banBytes };
     for (let r = 1; r <= o.rounds; r++) {
-      if (!o.skipLlamaBench) {
+      if (!o.skipLlamaBench && r <= o.benchRounds) {
         log(`round ${r}: llama-bench pp${o.promptTokens} tg${o.maxNewTokens} ${o.types.join(', ')}`);
         benchRows.push(...(await llamaBench(o, models, r)));
       }
@@ -771,14 +842,16 @@ async function main(): Promise<void> {
         const shift = (r - 1) % servers.length;
         const order = [...servers.slice(shift), ...servers.slice(0, shift)];
         for (const s of order) {
+          if (s.kind === 'llamacpp' && s.slots < c && !o.includeQueued) continue;
           const res = await runLoad(s, prompts, c, sampling, { durationS: o.durationS, seedBase: (seedBase += 1_000_000), round: r });
+          // Let cut requests finish cancelling before the next server's window.
+          res.drain_s = await drain(s.pid);
           runs.push(res);
           log(
             `round ${r} c=${c} ${s.name}: ${res.tok_s} tok/s, TTFT p50 ${res.ttft_ms.p50} ms, ITL p50/p95 ${res.itl_ms.p50}/${res.itl_ms.p95} ms, ` +
-              `${res.requests_ok} ok, ${res.requests_cut} cut, ${res.requests_failed} failed ${JSON.stringify(res.errors)}, events/token ${res.events_per_token}, load ${res.load_avg_1m_after}`,
+              `${res.requests_ok} ok, ${res.requests_cut} cut, ${res.requests_failed} failed ${JSON.stringify(res.errors)}, events/token ${res.events_per_token}, ` +
+              `load ${res.load_avg_1m_after}, drained in ${res.drain_s} s`,
           );
-          // Let cut requests' cancellation settle before the next server's window.
-          await sleep(1500);
         }
       }
     }
@@ -823,7 +896,7 @@ async function main(): Promise<void> {
   };
   if (o.save) {
     fs.mkdirSync(o.outDir, { recursive: true });
-    const file = path.join(o.outDir, `${date}-llamacpp-85m.json`);
+    const file = path.join(o.outDir, `${date}-llamacpp-85m${o.tag ? `-${o.tag}` : ''}.json`);
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(result, null, 2) + '\n');
     fs.renameSync(`${file}.tmp`, file);
     log(`wrote ${path.relative(REPO, file)}`);

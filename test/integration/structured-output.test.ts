@@ -164,6 +164,43 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('structured output (st
     expect(check(c, done.response)).toBeNull();
   });
 
+  it('a batch run with the model judge: every record scored, none unscored with parse_error', async () => {
+    const records = ['Once upon a time', 'Tom had a red ball', 'One day, a big bear'].map((prompt, i) => ({
+      record_id: `r${i}`,
+      input: { prompt },
+      reference: { answer: 'there was a little girl named Lily' },
+    }));
+    const ds = await postJson(`${server.url}/v1/datasets`, { name: 'judge', type: 'eval_set', records });
+    expect(ds.status, ds.text).toBe(201);
+    const start = await postJson(`${server.url}/v1/batch-evals`, {
+      dataset_id: ds.json.dataset_id,
+      criteria: ['accuracy', 'overall'],
+      judge: 'model',
+      max_new_tokens: 24,
+      temperature: 0,
+    });
+    expect(start.status, start.text).toBe(202);
+    const id = start.json.batch_eval_id;
+    for (let t = Date.now(); ; ) {
+      const r = await (await fetch(`${server.url}/v1/batch-evals/${id}`, { headers: authHeaders })).json();
+      if (!['queued', 'running'].includes(r.status)) break;
+      if (Date.now() - t > 120_000) throw new Error(`batch still ${r.status}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const lines = (await (await fetch(`${server.url}/v1/batch-evals/${id}/artifacts/predictions.jsonl`, { headers: authHeaders })).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    for (const line of lines) {
+      expect(line.scores, JSON.stringify(line)).toHaveLength(2);
+      for (const sc of line.scores) {
+        expect(sc.evaluator_error ?? null, JSON.stringify(sc)).toBeNull();
+        expect(sc.score, JSON.stringify(sc)).toBeGreaterThanOrEqual(1);
+      }
+    }
+  }, 150_000);
+
   it('unsupported keywords: 400 naming the keyword (contract envelope on /v1/chat, OpenAI shape on /v1/chat/completions, GraphQL code)', async () => {
     const schema = { type: 'object', properties: { email: { type: 'string', format: 'email' } } };
     const rest = await postJson(`${server.url}/v1/chat`, { prompt: 'Once', response_format: { type: 'json_schema', json_schema: { schema } } });

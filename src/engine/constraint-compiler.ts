@@ -32,7 +32,6 @@ export class ConstraintCompiler {
     private readonly compiler: XgGrammarCompiler,
     /** Width of the masks: the tokenizer's vocabulary with the model's unused ids. */
     readonly vocabSize: number,
-    private readonly stopIds: number[],
     cacheSize: number,
   ) {
     this.cache = new LRUCache({
@@ -51,7 +50,7 @@ export class ConstraintCompiler {
     const xg = xgrammar();
     const info = await xg.TokenizerInfo.createTokenizerInfo(vocab.tokens, vocab.kind, vocab.prependSpace, vocab.tokens.length, [...stopIds]);
     const compiler = await xg.GrammarCompiler.createGrammarCompiler(info, true);
-    return new ConstraintCompiler(compiler, vocab.tokens.length, [...stopIds], cacheSize);
+    return new ConstraintCompiler(compiler, vocab.tokens.length, cacheSize);
   }
 
   /**
@@ -72,7 +71,7 @@ export class ConstraintCompiler {
       const ms = performance.now() - started;
       this.stats.compiled++;
       this.stats.compileMs += ms;
-      return new CompiledConstraint(g, key, ms, this.stopIds, this.vocabSize);
+      return new CompiledConstraint(g, key, ms, this.vocabSize);
     });
     this.cache.set(key, p);
     // A failed compile is not cached: the next request tries again (and fails the same way, typed).
@@ -153,13 +152,16 @@ export class CompiledConstraint {
     readonly key: string,
     /** How long compiling took. */
     readonly compileMs: number,
-    private readonly stopIds: number[],
     private readonly vocabSize: number,
   ) {}
 
   /** A fresh matcher for one generation (dispose it when the generation ends). */
   async matcher(): Promise<TokenConstraint> {
-    const m = await xgrammar().GrammarMatcher.createGrammarMatcher(this.compiled, this.stopIds, false, 0);
+    // createGrammarMatcher reads the vocabulary size through compiled.tokenizerInfo(), which wraps a new
+    // WebAssembly handle nobody deletes (one leaked per generation); this view answers it without one.
+    const view = { handle: (this.compiled as unknown as { handle: unknown }).handle, tokenizerInfo: () => ({ getVocabSize: () => this.vocabSize }) };
+    // No override of the stop tokens: the tokenizer info holds the same ids, and an override vector would leak too.
+    const m = await xgrammar().GrammarMatcher.createGrammarMatcher(view as unknown as XgCompiledGrammar, undefined, false, 0);
     return new GrammarConstraint(m, this.vocabSize);
   }
 

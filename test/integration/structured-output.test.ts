@@ -109,6 +109,11 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('structured output (st
     expect(['yes', 'no']).toContain(choice.json.response);
     const regex = await postJson(`${server.url}/v1/chat`, { prompt: 'Once', temperature: 1, seed: 5, response_format: { type: 'regex', pattern: '[A-C]{2}-[0-9]{3}' } });
     expect(regex.json.response).toMatch(/^[A-C]{2}-[0-9]{3}$/);
+    // vLLM's guided_* on the legacy completions route, one constraint per prompt and choice.
+    const legacy = await postJson(`${server.url}/v1/completions`, { prompt: ['Once', 'One day'], n: 2, temperature: 1, seed: 6, max_tokens: 20, guided_regex: '(red|blue) [0-9]{2}' });
+    expect(legacy.status, legacy.text).toBe(200);
+    expect(legacy.json.choices).toHaveLength(4);
+    for (const c of legacy.json.choices) expect(c.text).toMatch(/^(red|blue) [0-9]{2}$/);
   });
 
   it('max_tokens cutting a document: finish_reason length and the response says it is incomplete', async () => {

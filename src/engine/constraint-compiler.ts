@@ -132,7 +132,13 @@ async function boundNumbers(grammar: XgGrammar): Promise<XgGrammar> {
     'basic_integer ::= "0" | "-"? [1-9] [0-9]{0,15}',
     'basic_number ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [+\\-]? [0-9]{1,3})?',
   ].join('\n');
-  const replaced = await xgrammar().Grammar.fromEBNF(bounded);
+  let replaced: XgGrammar;
+  try {
+    replaced = await xgrammar().Grammar.fromEBNF(bounded);
+  } catch {
+    // A grammar whose printed form does not read back (some escapes in literals): keep xgrammar's own rules, still exact.
+    return grammar;
+  }
   grammar.dispose();
   return replaced;
 }

@@ -77,10 +77,17 @@ export function checkPattern(pattern: string, path: string): void {
  * schema is either enforced whole or refused, never partly.
  */
 export function checkSchema(schema: JsonSchema): void {
-  walk(schema, '#', schema);
+  walk(schema, '#', schema, 0);
 }
 
-function walk(s: unknown, path: string, root: JsonSchema): void {
+/** Deepest nesting of schemas accepted (the grammar compiler recurses over it). */
+export const MAX_SCHEMA_DEPTH = 64;
+
+/** Characters the grammar compiler cannot put in a property name: it aborts on some and writes others unescaped (invalid JSON). */
+const UNSAFE_NAME = /["\\\u0000-\u001f\u007f]/;
+
+function walk(s: unknown, path: string, root: JsonSchema, depth: number): void {
+  if (depth > MAX_SCHEMA_DEPTH) throw new UnsupportedConstraintError(`schemas nested deeper than ${MAX_SCHEMA_DEPTH} levels (at ${path}) are not supported`, null, path);
   if (typeof s === 'boolean') return;
   if (typeof s !== 'object' || s === null || Array.isArray(s)) {
     throw new UnsupportedConstraintError(`${path} must be a schema (an object or a boolean)`, null, path);
@@ -122,6 +129,11 @@ function walk(s: unknown, path: string, root: JsonSchema): void {
   if (o.required !== undefined && !(Array.isArray(o.required) && o.required.every((r) => typeof r === 'string'))) {
     throw new UnsupportedConstraintError(`${path}/required must be an array of strings`, 'required', path);
   }
+  for (const name of [...Object.keys(typeof o.properties === 'object' && o.properties !== null ? o.properties : {}), ...((o.required as string[] | undefined) ?? [])]) {
+    if (UNSAFE_NAME.test(name)) {
+      throw new UnsupportedConstraintError(`${path}: property name ${JSON.stringify(name)} holds a quote, a backslash or a control character, which is not supported`, 'properties', path);
+    }
+  }
   if (o.enum !== undefined && !(Array.isArray(o.enum) && o.enum.length > 0)) {
     throw new UnsupportedConstraintError(`${path}/enum must be a non-empty array`, 'enum', path);
   }
@@ -131,7 +143,7 @@ function walk(s: unknown, path: string, root: JsonSchema): void {
     }
     if (resolvePointer(root, o.$ref) === undefined) throw new UnsupportedConstraintError(`${path}/$ref: "${o.$ref}" does not resolve`, '$ref', path);
   }
-  const sub = (v: unknown, p: string) => walk(v, p, root);
+  const sub = (v: unknown, p: string) => walk(v, p, root, depth + 1);
   for (const k of ['properties', '$defs', 'definitions'] as const) {
     const v = o[k];
     if (v === undefined) continue;

@@ -51,6 +51,12 @@ describe('schema keyword checks', () => {
     expect(keywordOf({ $ref: '#/$defs/missing' })).toBe('$ref');
     expect(keywordOf({ type: 'date' })).toBe('type');
     expect(keywordOf({ type: 'array', items: [{ type: 'string' }] })).toBe('items');
+    // Property names the grammar compiler aborts on or writes unescaped; nesting it would recurse too deep on.
+    expect(keywordOf({ type: 'object', properties: { 'a"b': { type: 'string' } } })).toBe('properties');
+    expect(keywordOf({ type: 'object', required: ['tab\there'] })).toBe('properties');
+    let deep: JsonSchema = { type: 'integer' };
+    for (let i = 0; i < 100; i++) deep = { type: 'array', items: deep };
+    expect(() => checkSchema(deep)).toThrow(/nested deeper than 64/);
   });
 
   it('response_format validation names the field and the keyword; text is no constraint', () => {

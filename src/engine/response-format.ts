@@ -176,8 +176,17 @@ function resolvePointer(root: JsonSchema, ref: string): unknown {
   return at;
 }
 
+/**
+ * Largest JSON schema accepted, as JSON text. Compiling runs on the event
+ * loop (synchronous WebAssembly), so its cost is bounded by the schema's size.
+ */
+export const MAX_SCHEMA_CHARS = 32_768;
+
 /** Checks a constraint as a whole (throws UnsupportedConstraintError); the caller has checked its shape. */
 export function checkConstraint(c: OutputConstraint): void {
+  if (c.type === 'json_schema' && JSON.stringify(c.schema).length > MAX_SCHEMA_CHARS) {
+    throw new UnsupportedConstraintError(`JSON schemas longer than ${MAX_SCHEMA_CHARS} characters are not supported`, null, '#');
+  }
   if (c.type === 'json_schema') checkSchema(c.schema);
   else if (c.type === 'regex') checkPattern(c.pattern, 'regex');
   else if (c.type === 'choice' && c.choices.length === 0) throw new UnsupportedConstraintError('choice must hold at least one string', 'choice', 'choice');

@@ -801,6 +801,13 @@ async function main(): Promise<void> {
   const llamaSrc = path.resolve(o.bin, '../..');
   const llamaCommit = o.llamaCommit ?? gitCommit(llamaSrc) ?? 'unknown';
   const ourCommit = gitCommit(REPO) ?? 'unknown';
+  // Whether this runner's own files differ from that commit (then the results were not made by it alone).
+  let runnerDirty: boolean | 'unknown' = 'unknown';
+  try {
+    runnerDirty = execFileSync('git', ['status', '--porcelain', '--', 'bench/llamacpp.ts', 'bench/llamacpp', 'bench/lib'], { cwd: REPO, encoding: 'utf8' }).trim() !== '';
+  } catch {
+    /* not a git checkout */
+  }
   log(`llama.cpp ${llamaCommit} (${o.bin}); ours ${ourCommit}; ${o.threads} threads`);
 
   const models: Models = { gguf: await prepareGguf(o), ours: {} };
@@ -866,6 +873,7 @@ async function main(): Promise<void> {
     date,
     what: `llama.cpp side by side with this server on the ${PRESET} preset's random weights (seed ${o.seed}), issue 11`,
     commit: ourCommit,
+    runner_dirty: runnerDirty,
     llama_cpp: { commit: llamaCommit, bin: o.bin },
     machine,
     config: {

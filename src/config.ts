@@ -17,6 +17,15 @@ const optionalString = z
 
 const ConfigSchema = z.object({
   PORT: intFrom(8000, 0, 65535),
+  // all: one process serves HTTP and runs long work (the default); api: HTTP, long work to the queue; worker: consumes the queue.
+  ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  // A worker serves only /healthz, /readyz and /metrics, here.
+  WORKER_PORT: intFrom(9100, 0, 65535),
+  // How long a worker's hold on a job lasts without renewal; a killed worker's jobs are taken up again after about this long.
+  JOB_LOCK_SECONDS: intFrom(30, 1, 3600),
+  // Tries per queued job (BullMQ attempts, exponential backoff from JOB_BACKOFF_MS).
+  JOB_ATTEMPTS: intFrom(3, 1, 100),
+  JOB_BACKOFF_MS: intFrom(200, 0, 600_000),
   HOST: z.string().default('0.0.0.0'),
   MODEL_PATH: optionalString,
   TOKENIZER_PATH: optionalString,
@@ -65,8 +74,22 @@ const ConfigSchema = z.object({
   HF_ENDPOINT: optionalString.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), { message: 'must be an http(s) URL' }),
 });
 
+export type Role = 'all' | 'api' | 'worker';
+
 export interface Config {
   port: number;
+  /** Which part of the work this process does (ROLE). */
+  role: Role;
+  /**
+   * Long work (batch records) goes through the BullMQ queue in Redis, with
+   * state in PostgreSQL: true exactly when the role is split (api, worker).
+   * ROLE=all keeps today's in-process path. The one place this is decided.
+   */
+  jobQueue: boolean;
+  /** The worker's probe and metrics port. */
+  workerPort: number;
+  /** Queue job options (BullMQ lockDuration/stalledInterval, attempts, backoff). */
+  jobs: { lockMs: number; attempts: number; backoffMs: number };
   host: string;
   modelPath: string | undefined;
   tokenizerPath: string | undefined;
@@ -141,8 +164,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.REDIS_URL && !/^rediss?:\/\//.test(e.REDIS_URL)) {
     throw new ConfigError('Invalid configuration: REDIS_URL: must start with redis:// or rediss://');
   }
+  if (e.ROLE !== 'all' && (!e.REDIS_URL || !e.DATABASE_URL)) {
+    const missing = [e.REDIS_URL ? null : 'REDIS_URL', e.DATABASE_URL ? null : 'DATABASE_URL'].filter(Boolean).join(' and ');
+    throw new ConfigError(
+      `Invalid configuration: ROLE=${e.ROLE} needs ${missing}: api replicas and workers share jobs through Redis and state through PostgreSQL (ROLE=all runs everything in one process without them)`,
+    );
+  }
   return {
     port: e.PORT,
+    role: e.ROLE,
+    jobQueue: e.ROLE !== 'all',
+    workerPort: e.WORKER_PORT,
+    jobs: { lockMs: e.JOB_LOCK_SECONDS * 1000, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF_MS },
     host: e.HOST,
     modelPath: e.MODEL_PATH ? path.resolve(e.MODEL_PATH) : undefined,
     tokenizerPath: e.TOKENIZER_PATH ? path.resolve(e.TOKENIZER_PATH) : undefined,

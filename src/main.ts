@@ -14,6 +14,8 @@ import { ModelHost } from './services/model-host.js';
 import { EmbeddingHost } from './services/embeddings/host.js';
 import { checkEmbeddingModelPath, EmbeddingSourceError, loadEmbeddings } from './services/embeddings/loader.js';
 import { VERSION } from './version.js';
+import { BatchQueue, BatchWorker, type QueueConnection } from './jobs/batch-queue.js';
+import { buildWorkerApp } from './jobs/worker-app.js';
 
 /** Start-up only: configuration, dependencies, listen, signals. */
 async function main(): Promise<void> {
@@ -50,7 +52,12 @@ async function main(): Promise<void> {
   const embeddingHost = new EmbeddingHost();
   // Queue depth, running batch and load time are read from the host at scrape time.
   const metrics = new Metrics({ source: host, embeddings: embeddingHost });
+  // Split roles share jobs through BullMQ on Redis (keys under REDIS_KEY_PREFIX).
+  const queueConn: QueueConnection | null =
+    config.jobQueue && config.redisUrl ? { redisUrl: config.redisUrl, prefix: `${config.redisKeyPrefix}:bull` } : null;
+  const batchQueue = queueConn && config.role === 'api' ? new BatchQueue(queueConn, config.jobs) : null;
   const services = buildServices({
+    batchDispatch: batchQueue,
     host,
     embeddingHost,
     storage,
@@ -63,15 +70,31 @@ async function main(): Promise<void> {
     rateLimitPerMinute: config.rateLimitPerMinute,
     chatCache: { ttlSeconds: config.chatCacheTtlSeconds, maxEntries: config.chatCacheMaxEntries },
   });
-  // Runs a crash or restart left behind go on where they stopped (they wait for the model).
-  void services.batchEvals.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming batch evaluations failed'));
-  // Index builds likewise (they wait for the embedding model); ready indexes load their vectors and graphs.
-  void services.rag.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming RAG index builds failed'));
-  void services.rag.warmUp().catch((err: unknown) => log.error({ err }, 'loading RAG vectors failed'));
-  const app = buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
-  const server: Server = app.listen(config.port, config.host, () => {
+  const worker = config.role === 'worker';
+  const batchWorker =
+    queueConn && worker
+      ? new BatchWorker(
+          queueConn,
+          // Concurrency matches the engine's batch, so records of a run decode together.
+          { ...config.jobs, concurrency: config.maxBatchSize },
+          (job, attempt, last, signal) => services.batchEvals.processQueuedRecord(job, attempt, last, signal),
+          (job, err) => services.batchEvals.giveUpQueuedRecord(job, err),
+          log,
+        )
+      : null;
+  if (!worker) {
+    // Runs a crash or restart left behind go on where they stopped (they wait for the model).
+    void services.batchEvals.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming batch evaluations failed'));
+    // Index builds likewise (they wait for the embedding model); ready indexes load their vectors and graphs.
+    void services.rag.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming RAG index builds failed'));
+    void services.rag.warmUp().catch((err: unknown) => log.error({ err }, 'loading RAG vectors failed'));
+  }
+  // A worker serves only its probes and metrics, on WORKER_PORT.
+  const app = worker ? buildWorkerApp(services.health, metrics) : buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
+  const listenPort = worker ? config.workerPort : config.port;
+  const server: Server = app.listen(listenPort, config.host, () => {
     const addr = server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    const port = typeof addr === 'object' && addr ? addr.port : listenPort;
     // Tests and scripts read this line to find a port-0 server.
     log.info({ port }, `listening on http://${config.host}:${port}`);
   });
@@ -85,8 +108,10 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (shuttingDown) return;
     shuttingDown = true;
-    log.info({ signal, grace_seconds: config.shutdownGraceSeconds }, 'shutting down: draining in-flight requests');
+    log.info({ signal, grace_seconds: config.shutdownGraceSeconds, role: config.role }, 'shutting down: draining in-flight requests');
     services.health.drain();
+    // A worker stops taking jobs and finishes its active ones within the grace period (the rest go to another worker).
+    const jobsDone = batchWorker ? batchWorker.close(config.shutdownGraceSeconds * 1000) : Promise.resolve();
     // Batch runs stop taking records; they stay `running` in storage and resume at the next start.
     void services.batchEvals.stop();
     // Index builds too: they stay `processing` and resume from their last stored document.
@@ -99,7 +124,9 @@ async function main(): Promise<void> {
       finishing = true;
       clearInterval(idleSweep);
       log.info({ reason }, 'closing storage and model');
-      void Promise.allSettled([storage.close(), host.engine?.close(), embeddingHost.close(), services.redis?.close()]).finally(() => {
+      void jobsDone
+        .then(() => Promise.allSettled([storage.close(), host.engine?.close(), embeddingHost.close(), services.redis?.close(), batchQueue?.close()]))
+        .finally(() => {
         log.info('bye');
         process.exit(0);
       });

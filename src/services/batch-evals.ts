@@ -22,6 +22,12 @@ const PAGE = 200;
 /** What a batch run does not take from its request: it samples plainly, with no stop strings. */
 const BATCH_SAMPLING: Omit<SamplingFields, 'max_new_tokens' | 'temperature'> = { top_p: 1, top_k: 0, repetition_penalty: 1, stop: [] };
 
+/** Where records go in queue mode (src/jobs/batch-queue.ts BatchQueue). */
+export interface BatchDispatch {
+  enqueue(batchId: string, records: Array<{ index: number; recordId: string }>): Promise<void>;
+  cancel(batchId: string, indexes: number[]): Promise<void>;
+}
+
 export interface BatchSummary {
   meanScores: Record<string, number | null>;
   totalItems: number;
@@ -64,6 +70,8 @@ export class BatchEvalService {
     private readonly host: ModelHost,
     private readonly scorer: Scorer,
     private readonly log: Log,
+    /** Set when records go through the job queue (ROLE=api): runs are enqueued, not run here. */
+    private readonly dispatch: BatchDispatch | null = null,
   ) {}
 
   async start(req: StartBatchRequest, ctx: RequestContext): Promise<BatchRun> {
@@ -99,7 +107,8 @@ export class BatchEvalService {
       completedAt: null,
     };
     await this.storage.batches.create(run);
-    this.launch(run);
+    if (this.dispatch) await this.enqueue(run);
+    else this.launch(run);
     return run;
   }
 
@@ -116,11 +125,16 @@ export class BatchEvalService {
     }
     this.active.get(id)?.abort();
     const now = new Date().toISOString();
-    return (await this.storage.batches.update(id, { status: 'cancelled', completedAt: now, updatedAt: now })) ?? run;
+    const cancelled = (await this.storage.batches.update(id, { status: 'cancelled', completedAt: now, updatedAt: now })) ?? run;
+    // Workers see the status and drop the run's jobs; waiting ones are removed, active ones stopped.
+    if (this.dispatch) await this.dispatch.cancel(id, Array.from({ length: run.total }, (_, i) => i));
+    return cancelled;
   }
 
   /** Resumes runs a crash or restart left queued or running. Called once at start-up. */
   async resumeAll(): Promise<number> {
+    // Queued runs live in the queue: nothing to resume in this process.
+    if (this.dispatch) return 0;
     const runs = await this.storage.batches.listByStatus(['queued', 'running']);
     for (const run of runs) {
       this.log.info({ batch_eval_id: run.id, completed: run.completed, total: run.total }, 'resuming batch evaluation');
@@ -201,6 +215,25 @@ export class BatchEvalService {
     return out;
   }
 
+  /**
+   * Queue mode: the run is `running` (started) before its records are
+   * enqueued, so a worker never has to move it out of `queued` (which could
+   * race with a cancel), then one job per record.
+   */
+  private async enqueue(run: BatchRun): Promise<void> {
+    const now = new Date().toISOString();
+    await this.storage.batches.update(run.id, { status: 'running', startedAt: now, updatedAt: now });
+    const records: Array<{ index: number; recordId: string }> = [];
+    let after = -1;
+    for (;;) {
+      const page = await this.storage.datasets.records(run.datasetId, after, PAGE);
+      for (const r of page) records.push({ index: r.index, recordId: r.recordId });
+      if (page.length < PAGE) break;
+      after = page.at(-1)!.index;
+    }
+    await this.dispatch!.enqueue(run.id, records);
+  }
+
   private launch(run: BatchRun): void {
     if (this.active.has(run.id) || this.stopping) return;
     const controller = new AbortController();
@@ -264,52 +297,14 @@ export class BatchEvalService {
 
   /** One record: generate (retrying transient failures), score, apply the pass rule, store. */
   private async processRecord(run: BatchRun, index: number, recordId: string, rec: EvalRecordData, signal: AbortSignal): Promise<void> {
-    const p = run.params;
-    const base = { batchId: run.id, index, recordId, createdAt: '' };
     let attempts = 0;
     let lastError: unknown;
     while (attempts < MAX_ATTEMPTS && !signal.aborted) {
       attempts++;
       try {
-        const engine = this.host.require();
-        const started = performance.now();
-        const g = await engine.generate(rec.input.prompt, samplingParams({ ...BATCH_SAMPLING, ...p }, p.seed + index), { signal });
-        if (g.finishReason === 'cancelled') return;
-        const latencyMs = Math.round(performance.now() - started);
-        const scores = await this.scorer.score({
-          prompt: rec.input.prompt,
-          response: g.text,
-          reference: rec.reference?.answer ?? null,
-          finishReason: g.finishReason === 'stop' ? 'stop' : 'length',
-          criteria: run.criteria as Criterion[],
-          judge: p.judge,
-          seed: p.seed,
-          signal,
-        });
-        if (signal.aborted) return;
-        const rule = passRule(scores, rec.expected);
-        const slow = rec.expected.max_latency_ms !== undefined && latencyMs > rec.expected.max_latency_ms;
-        const reason: FailureReason | null = slow
-          ? 'latency_exceeded'
-          : rule.pass
-            ? null
-            : rule.failures.some((f) => f.reason === 'below_threshold')
-              ? 'below_threshold'
-              : 'unscored';
-        await this.storage.batches.putItem({
-          ...base,
-          status: 'succeeded',
-          response: g.text,
-          promptTokens: g.promptTokens,
-          completionTokens: g.completionTokens,
-          latencyMs,
-          scores: toScoreRecords(scores),
-          passed: reason === null,
-          attempts,
-          reason,
-          message: reason === 'latency_exceeded' ? `${latencyMs} ms > ${rec.expected.max_latency_ms} ms; ${rule.rationale}` : reason ? rule.rationale : null,
-          createdAt: new Date().toISOString(),
-        });
+        const item = await this.attemptRecord(run, index, recordId, rec, signal, attempts);
+        if (item === null) return;
+        await this.storage.batches.putItem(item);
         return;
       } catch (err) {
         if (err instanceof GenerationCancelledError) return;
@@ -320,20 +315,118 @@ export class BatchEvalService {
       }
     }
     if (signal.aborted) return;
-    const overflow = lastError instanceof ContextOverflowError;
-    await this.storage.batches.putItem({
-      ...base,
-      status: 'failed',
-      response: null,
-      promptTokens: null,
-      completionTokens: null,
-      latencyMs: null,
-      scores: [],
-      passed: false,
-      attempts,
-      reason: overflow ? 'context_overflow' : 'generation_error',
-      message: isExpected(lastError) ? publicError(lastError).message : 'generation failed',
-      createdAt: new Date().toISOString(),
-    });
+    await this.storage.batches.putItem(failedItem(run.id, index, recordId, attempts, lastError));
   }
+
+  /**
+   * One record as a queued job (ROLE=worker): one attempt; a transient error
+   * is thrown back to the queue for a retry unless this is the last attempt,
+   * which stores a failed result. The write is idempotent per (run, index),
+   * so a record taken up again after a worker died still ends with one result.
+   */
+  async processQueuedRecord(job: { batchId: string; index: number; recordId: string }, attempt: number, last: boolean, signal: AbortSignal): Promise<void> {
+    const run = await this.storage.batches.get(job.batchId);
+    if (!run || (run.status !== 'queued' && run.status !== 'running')) return;
+    const [record] = await this.storage.datasets.records(run.datasetId, job.index - 1, 1);
+    if (!record || record.index !== job.index) throw new Error(`record ${job.index} of dataset ${run.datasetId} not found`);
+    // Wait for the model, like the in-process path.
+    while (this.host.state === 'loading' && !signal.aborted) await sleep(200, signal);
+    if (signal.aborted) return;
+    try {
+      const item = await this.attemptRecord(run, job.index, job.recordId, record.data as unknown as EvalRecordData, signal, attempt);
+      if (item === null) return;
+      await this.storage.batches.putItem(item);
+    } catch (err) {
+      if (err instanceof GenerationCancelledError || signal.aborted) return;
+      if (!last && !(err instanceof ContextOverflowError)) throw err;
+      await this.storage.batches.putItem(failedItem(run.id, job.index, job.recordId, attempt, err));
+    }
+    await this.finishIfDone(run.id);
+  }
+
+  /** A queued record the queue gave up on (stalled too often): a failed result unless one is stored. */
+  async giveUpQueuedRecord(job: { batchId: string; index: number; recordId: string }, err: Error): Promise<void> {
+    const run = await this.storage.batches.get(job.batchId);
+    if (!run || (run.status !== 'queued' && run.status !== 'running')) return;
+    const [existing] = await this.storage.batches.items(job.batchId, { afterIndex: job.index - 1, limit: 1 });
+    if (existing?.index === job.index) return;
+    await this.storage.batches.putItem(failedItem(run.id, job.index, job.recordId, 0, err));
+    await this.finishIfDone(run.id);
+  }
+
+  /** Once every record has a result, the run's final status (whichever worker stores the last one). */
+  private async finishIfDone(id: string): Promise<void> {
+    const run = await this.storage.batches.get(id);
+    if (!run || run.status !== 'running' || run.completed + run.failed < run.total) return;
+    const status: BatchStatus = run.failed === 0 ? 'completed' : run.completed > 0 ? 'completed_with_failures' : 'failed';
+    const end = new Date().toISOString();
+    await this.storage.batches.update(id, { status, completedAt: end, updatedAt: end, error: status === 'failed' ? 'every record failed' : null });
+  }
+
+  /** Generates, scores and applies the pass rule; the item to store, or null when cancelled. Throws on failure. */
+  private async attemptRecord(run: BatchRun, index: number, recordId: string, rec: EvalRecordData, signal: AbortSignal, attempts: number): Promise<BatchItem | null> {
+    const p = run.params;
+    const engine = this.host.require();
+    const started = performance.now();
+    const g = await engine.generate(rec.input.prompt, samplingParams({ ...BATCH_SAMPLING, ...p }, p.seed + index), { signal });
+    if (g.finishReason === 'cancelled') return null;
+    const latencyMs = Math.round(performance.now() - started);
+    const scores = await this.scorer.score({
+      prompt: rec.input.prompt,
+      response: g.text,
+      reference: rec.reference?.answer ?? null,
+      finishReason: g.finishReason === 'stop' ? 'stop' : 'length',
+      criteria: run.criteria as Criterion[],
+      judge: p.judge,
+      seed: p.seed,
+      signal,
+    });
+    if (signal.aborted) return null;
+    const rule = passRule(scores, rec.expected);
+    const slow = rec.expected.max_latency_ms !== undefined && latencyMs > rec.expected.max_latency_ms;
+    const reason: FailureReason | null = slow
+      ? 'latency_exceeded'
+      : rule.pass
+        ? null
+        : rule.failures.some((f) => f.reason === 'below_threshold')
+          ? 'below_threshold'
+          : 'unscored';
+    return {
+      batchId: run.id,
+      index,
+      recordId,
+      status: 'succeeded',
+      response: g.text,
+      promptTokens: g.promptTokens,
+      completionTokens: g.completionTokens,
+      latencyMs,
+      scores: toScoreRecords(scores),
+      passed: reason === null,
+      attempts,
+      reason,
+      message: reason === 'latency_exceeded' ? `${latencyMs} ms > ${rec.expected.max_latency_ms} ms; ${rule.rationale}` : reason ? rule.rationale : null,
+      createdAt: new Date().toISOString(),
+    };
+  }
+}
+
+/** The stored result of a record that could not be answered. */
+function failedItem(batchId: string, index: number, recordId: string, attempts: number, err: unknown): BatchItem {
+  const overflow = err instanceof ContextOverflowError;
+  return {
+    batchId,
+    index,
+    recordId,
+    status: 'failed',
+    response: null,
+    promptTokens: null,
+    completionTokens: null,
+    latencyMs: null,
+    scores: [],
+    passed: false,
+    attempts,
+    reason: overflow ? 'context_overflow' : 'generation_error',
+    message: isExpected(err) ? publicError(err).message : 'generation failed',
+    createdAt: new Date().toISOString(),
+  };
 }

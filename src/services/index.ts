@@ -1,6 +1,6 @@
 import type { Storage } from '../storage/types.js';
 import { Authenticator } from './auth.js';
-import { BatchEvalService } from './batch-evals.js';
+import { BatchEvalService, type BatchDispatch } from './batch-evals.js';
 import { ChatService } from './chat.js';
 import { ChatCache } from './chat-cache.js';
 import { CompletionService } from './completions.js';
@@ -61,6 +61,8 @@ export function buildServices(opts: {
   rateLimitPerMinute?: number;
   /** ttlSeconds 0 or unset: no response cache. */
   chatCache?: { ttlSeconds: number; maxEntries: number };
+  /** ROLE=api: batch runs are enqueued here instead of run in this process. */
+  batchDispatch?: BatchDispatch | null;
 }): Services {
   const scorer = new Scorer(opts.host);
   const redis = opts.redisUrl ? new SharedRedis(opts.redisUrl, opts.log, opts.redisKeyPrefix) : null;
@@ -87,7 +89,7 @@ export function buildServices(opts: {
     completions: new CompletionService(opts.host, opts.log, chatCache),
     datasets: new DatasetService(opts.storage, rag),
     evaluations: new EvaluationService(opts.storage, scorer, opts.host),
-    batchEvals: new BatchEvalService(opts.storage, opts.host, scorer, opts.log),
+    batchEvals: new BatchEvalService(opts.storage, opts.host, scorer, opts.log, opts.batchDispatch ?? null),
     embeddingHost: opts.embeddingHost,
     embeddings: new EmbeddingService(opts.embeddingHost),
     rag,

@@ -1,0 +1,175 @@
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Log } from '../observability/log.js';
+
+/**
+ * Batch evaluation records as BullMQ jobs (ROLE=api enqueues, ROLE=worker
+ * consumes). One job per record, id `<batchId>.<index>`, so a record is
+ * queued at most once per run. Retries are BullMQ's (attempts, exponential
+ * backoff); a worker that dies holding jobs loses their locks and another
+ * worker takes them up (stalled-job recovery). Cancellation crosses
+ * processes on a Redis pub/sub channel.
+ */
+export const BATCH_QUEUE = 'batch-records';
+
+export interface BatchJobData {
+  batchId: string;
+  index: number;
+  recordId: string;
+}
+
+export interface QueueConnection {
+  redisUrl: string;
+  /** BullMQ's key prefix (REDIS_KEY_PREFIX + ':bull'), so deployments sharing a Redis never meet. */
+  prefix: string;
+}
+
+export interface JobOptions {
+  attempts: number;
+  backoffMs: number;
+  lockMs: number;
+}
+
+export interface QueueCounts {
+  waiting: number;
+  active: number;
+  completed: number;
+  failed: number;
+  delayed: number;
+}
+
+const jobId = (batchId: string, index: number) => `${batchId}.${index}`;
+const cancelChannel = (c: QueueConnection) => `${c.prefix}:${BATCH_QUEUE}:cancel`;
+/** BullMQ wants blocking connections that retry forever (`maxRetriesPerRequest: null`). */
+const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
+
+/** The producer side: enqueue a run's records, cancel a run, count jobs. */
+export class BatchQueue {
+  private readonly queue: Queue<BatchJobData>;
+  private readonly publisher: Redis;
+
+  constructor(
+    private readonly conn: QueueConnection,
+    private readonly opts: JobOptions,
+  ) {
+    this.queue = new Queue<BatchJobData>(BATCH_QUEUE, { connection: connect(conn.redisUrl), prefix: conn.prefix });
+    this.publisher = connect(conn.redisUrl);
+  }
+
+  async enqueue(batchId: string, records: Array<{ index: number; recordId: string }>): Promise<void> {
+    const chunk = 500;
+    for (let i = 0; i < records.length; i += chunk) {
+      await this.queue.addBulk(
+        records.slice(i, i + chunk).map((r) => ({
+          name: 'record',
+          data: { batchId, index: r.index, recordId: r.recordId },
+          opts: {
+            jobId: jobId(batchId, r.index),
+            attempts: this.opts.attempts,
+            backoff: { type: 'exponential', delay: this.opts.backoffMs },
+            removeOnComplete: { count: 1000 },
+            removeOnFail: { count: 1000 },
+          },
+        })),
+      );
+    }
+  }
+
+  /** Removes the run's waiting jobs and tells every worker to stop its active ones. */
+  async cancel(batchId: string, indexes: number[]): Promise<void> {
+    await this.publisher.publish(cancelChannel(this.conn), batchId);
+    const chunk = 100;
+    for (let i = 0; i < indexes.length; i += chunk) {
+      await Promise.all(indexes.slice(i, i + chunk).map((idx) => this.queue.remove(jobId(batchId, idx)).catch(() => 0)));
+    }
+  }
+
+  async counts(): Promise<QueueCounts> {
+    const c = await this.queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized');
+    return {
+      waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+      active: c.active ?? 0,
+      completed: c.completed ?? 0,
+      failed: c.failed ?? 0,
+      delayed: c.delayed ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.queue.close(), this.publisher.quit()]);
+  }
+}
+
+/**
+ * What a worker does with one record. `last` is true on the job's final
+ * attempt: the handler then stores a failed result instead of throwing.
+ * Throwing hands the job back to BullMQ for a retry with backoff.
+ */
+export type RecordHandler = (data: BatchJobData, attempt: number, last: boolean, signal: AbortSignal) => Promise<void>;
+
+/** The consumer side: concurrency matching the engine's batch, cancel on the pub/sub channel. */
+export class BatchWorker {
+  private readonly worker: Worker<BatchJobData>;
+  private readonly subscriber: Redis;
+  /** Active jobs by run, so a cancel stops exactly that run's. */
+  private readonly active = new Map<string, Set<string>>();
+
+  constructor(
+    conn: QueueConnection,
+    opts: JobOptions & { concurrency: number },
+    handler: RecordHandler,
+    onGaveUp: (data: BatchJobData, err: Error) => Promise<void>,
+    private readonly log: Log,
+  ) {
+    this.worker = new Worker<BatchJobData>(
+      BATCH_QUEUE,
+      async (job: Job<BatchJobData>, _token?: string, signal?: AbortSignal) => {
+        const id = job.id!;
+        const set = this.active.get(job.data.batchId) ?? new Set<string>();
+        set.add(id);
+        this.active.set(job.data.batchId, set);
+        try {
+          const attempt = job.attemptsMade + 1;
+          await handler(job.data, attempt, attempt >= opts.attempts, signal ?? new AbortController().signal);
+        } finally {
+          set.delete(id);
+          if (set.size === 0) this.active.delete(job.data.batchId);
+        }
+      },
+      {
+        connection: connect(conn.redisUrl),
+        prefix: conn.prefix,
+        concurrency: opts.concurrency,
+        lockDuration: opts.lockMs,
+        stalledInterval: opts.lockMs,
+        // A job whose worker died is taken up again this many times before it fails for good.
+        maxStalledCount: 5,
+      },
+    );
+    // A job that fails for good (stalled too often, or an error on its last attempt) still gets a result.
+    this.worker.on('failed', (job, err) => {
+      if (!job || job.attemptsMade < opts.attempts && !/stalled/i.test(err.message)) return;
+      void onGaveUp(job.data, err).catch((e: unknown) => this.log.error({ err: e, job_id: job.id }, 'storing a given-up record failed'));
+    });
+    this.worker.on('error', (err) => this.log.warn({ err: err.message }, 'batch worker: queue error'));
+    this.subscriber = connect(conn.redisUrl);
+    void this.subscriber.subscribe(cancelChannel(conn));
+    this.subscriber.on('message', (_channel: string, batchId: string) => {
+      for (const id of this.active.get(batchId) ?? []) this.worker.cancelJob(id, 'batch evaluation cancelled');
+    });
+  }
+
+  /** Stops taking jobs; waits up to `graceMs` for active ones, then leaves them to another worker. */
+  async close(graceMs: number): Promise<void> {
+    await this.subscriber.quit().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = this.worker.close().then(() => true);
+    const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)));
+    const finished = await Promise.race([graceful, timeout]);
+    clearTimeout(timer);
+    if (!finished) {
+      this.log.warn({ grace_ms: graceMs }, 'grace period over: active jobs are left for another worker');
+      await this.worker.close(true).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authHeaders, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { storiesModel } from '../helpers/models.js';
+
+/**
+ * Issue 13: two API replicas (ROLE=api) and two workers (ROLE=worker) on one
+ * PostgreSQL (a fresh database per run) and one Redis (a fresh key prefix).
+ */
+const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+const PROMPTS = ['Once upon a time', "Lily's mom said", 'One day, a big bear', 'Tom had a red ball', 'The sun was hot'];
+const records = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    record_id: `rec-${i}`,
+    input: { prompt: PROMPTS[i % PROMPTS.length]! },
+    reference: { answer: i % 2 === 0 ? 'there was a little girl named Lily.' : 'Quantum chromodynamics.' },
+    expected: { required_criteria: ['accuracy'] },
+  }));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const get = async (url: string, p: string) => {
+  const r = await fetch(url + p, { headers: authHeaders });
+  return { status: r.status, json: (await r.json()) as any };
+};
+const withoutRequestId = (j: any) => {
+  const { request_id: _ignored, ...rest } = j;
+  return rest;
+};
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replicas and workers on BullMQ and PostgreSQL'), () => {
+  const dbName = `scaleout_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  const dbUrl = (() => {
+    const u = new URL(ADMIN_URL);
+    u.pathname = `/${dbName}`;
+    return u.toString();
+  })();
+  const prefix = `test-scaleout-${randomUUID()}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  let db: pg.Client;
+  let a: RunningServer;
+  let b: RunningServer;
+  let w1: RunningServer;
+  let w2: RunningServer;
+
+  beforeAll(async () => {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    const shared = {
+      DATABASE_URL: dbUrl,
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      // A killed worker's jobs are taken up again after about this long.
+      JOB_LOCK_SECONDS: '3',
+      SHUTDOWN_GRACE_SECONDS: '5',
+    };
+    const worker = { ...shared, ROLE: 'worker', WORKER_PORT: '0', MAX_BATCH_SIZE: '4' };
+    // The first process migrates the fresh database; the others find it done.
+    a = await startServer({ ...shared, ROLE: 'api' });
+    [b, w1, w2] = await Promise.all([startServer({ ...shared, ROLE: 'api' }), startServer(worker), startServer(worker)]);
+    db = new pg.Client({ connectionString: dbUrl });
+    await db.connect();
+  }, 180_000);
+
+  afterAll(async () => {
+    // A process killed by a signal has no exit code; stop() would wait for an exit that already happened.
+    const alive = [a, b, w1, w2].filter((s) => s && s.proc.exitCode === null && s.proc.signalCode === null);
+    await Promise.allSettled(alive.map((s) => s.stop()));
+    await db?.end().catch(() => {});
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
+    await admin.end().catch(() => {});
+    const redis = new Redis(REDIS_URL);
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('a worker serves only its probes and metrics', async () => {
+    expect((await fetch(`${w2.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${w2.url}/readyz`)).status).toBe(200);
+    const m = await fetch(`${w2.url}/metrics`);
+    expect(m.status).toBe(200);
+    expect(await m.text()).toContain('# TYPE');
+    expect((await fetch(`${w2.url}/v1/health`)).status).toBe(404);
+  });
+
+  it('100 records started on A: a worker SIGKILLed midway, every record ends with exactly one result, the same summary on A and B', async () => {
+    const ds = await postJson(`${a.url}/v1/datasets`, { name: 'hundred', type: 'eval_set', records: records(100) });
+    expect(ds.status, ds.text).toBe(201);
+    const start = await postJson(`${a.url}/v1/batch-evals`, {
+      dataset_id: ds.json.dataset_id,
+      criteria: ['accuracy'],
+      concurrency: 8,
+      max_new_tokens: 16,
+      temperature: 0,
+    });
+    expect(start.status, start.text).toBe(202);
+    const id = start.json.batch_eval_id;
+
+    // Midway (some results stored through the workers, read through B), one worker dies without a word.
+    await waitFor('the first results', async () => (await get(b.url, `/v1/batch-evals/${id}`)).json.progress.completed >= 15);
+    const atKill = (await get(b.url, `/v1/batch-evals/${id}`)).json.progress.completed;
+    await w1.stop('SIGKILL');
+    expect(atKill).toBeLessThan(100);
+
+    await waitFor('the run to finish', async () => !['queued', 'running'].includes((await get(a.url, `/v1/batch-evals/${id}`)).json.status));
+    const runA = await get(a.url, `/v1/batch-evals/${id}`);
+    expect(runA.json.status).toBe('completed');
+    expect(runA.json.progress).toEqual({ total: 100, completed: 100, failed: 0 });
+
+    const rows = await db.query<{ n: string; distinct_idx: string }>(
+      'SELECT count(*) AS n, count(DISTINCT idx) AS distinct_idx FROM batch_items WHERE batch_id = $1',
+      [id],
+    );
+    expect(rows.rows[0]).toEqual({ n: '100', distinct_idx: '100' });
+
+    const resultA = await get(a.url, `/v1/batch-evals/${id}/result`);
+    const resultB = await get(b.url, `/v1/batch-evals/${id}/result`);
+    expect(resultA.status).toBe(200);
+    expect(resultA.json.summary.total_items).toBe(100);
+    expect(withoutRequestId(resultB.json)).toEqual(withoutRequestId(resultA.json));
+    expect(withoutRequestId((await get(b.url, `/v1/batch-evals/${id}`)).json)).toEqual(withoutRequestId(runA.json));
+  }, 240_000);
+
+  it('cancel from B stops a run started on A', async () => {
+    const ds = await postJson(`${a.url}/v1/datasets`, { name: 'to cancel', type: 'eval_set', records: records(100) });
+    expect(ds.status, ds.text).toBe(201);
+    const start = await postJson(`${a.url}/v1/batch-evals`, {
+      dataset_id: ds.json.dataset_id,
+      criteria: ['accuracy'],
+      concurrency: 8,
+      max_new_tokens: 48,
+      temperature: 0,
+    });
+    expect(start.status, start.text).toBe(202);
+    const id = start.json.batch_eval_id;
+    await waitFor('the first results', async () => (await get(a.url, `/v1/batch-evals/${id}`)).json.progress.completed >= 2);
+
+    const cancel = await postJson(`${b.url}/v1/batch-evals/${id}/cancel`, {});
+    expect(cancel.status, cancel.text).toBe(200);
+    expect(cancel.json.status).toBe('cancelled');
+
+    // Waiting jobs are gone and active ones stopped: the stored results stop growing well short of 100.
+    await sleep(1500);
+    const count = async () => Number((await db.query('SELECT count(*) AS n FROM batch_items WHERE batch_id = $1', [id])).rows[0].n);
+    const settled = await count();
+    await sleep(3000);
+    expect(await count()).toBe(settled);
+    expect(settled).toBeLessThan(100);
+    const onA = await get(a.url, `/v1/batch-evals/${id}`);
+    expect(onA.json.status).toBe('cancelled');
+  }, 120_000);
+
+  it('a worker stops on SIGTERM within SHUTDOWN_GRACE_SECONDS and exits 0', async () => {
+    const started = Date.now();
+    expect(await w2.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000 + 3000);
+  }, 30_000);
+});

@@ -55,9 +55,12 @@ async function main(): Promise<void> {
   // Split roles share jobs through BullMQ on Redis (keys under REDIS_KEY_PREFIX).
   const queueConn: QueueConnection | null =
     config.jobQueue && config.redisUrl ? { redisUrl: config.redisUrl, prefix: `${config.redisKeyPrefix}:bull` } : null;
-  const batchQueue = queueConn && config.role === 'api' ? new BatchQueue(queueConn, config.jobs) : null;
+  // Both split roles read the queue's counts (metrics, /v1/health); only an API replica enqueues.
+  const batchQueue = queueConn ? new BatchQueue(queueConn, config.jobs) : null;
+  if (batchQueue) metrics.watchQueues(batchQueue);
   const services = buildServices({
-    batchDispatch: batchQueue,
+    batchDispatch: config.role === 'api' ? batchQueue : null,
+    queues: batchQueue,
     host,
     embeddingHost,
     storage,
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
           (job, attempt, last, signal) => services.batchEvals.processQueuedRecord(job, attempt, last, signal),
           (job, err) => services.batchEvals.giveUpQueuedRecord(job, err),
           log,
+          metrics,
         )
       : null;
   if (!worker) {

@@ -30,13 +30,14 @@ export interface JobOptions {
   lockMs: number;
 }
 
-export interface QueueCounts {
+// A type alias (not an interface), so it fits Record<string, number>.
+export type QueueCounts = {
   waiting: number;
   active: number;
   completed: number;
   failed: number;
   delayed: number;
-}
+};
 
 const jobId = (batchId: string, index: number) => `${batchId}.${index}`;
 const cancelChannel = (c: QueueConnection) => `${c.prefix}:${BATCH_QUEUE}:cancel`;
@@ -84,7 +85,20 @@ export class BatchQueue {
     }
   }
 
-  async counts(): Promise<QueueCounts> {
+  /**
+   * Job counts by queue, for /v1/health and the metrics; null when Redis does
+   * not answer within `timeoutMs` (BullMQ's connections wait for Redis forever).
+   */
+  async counts(timeoutMs = 500): Promise<Record<string, QueueCounts> | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs)));
+    const counts = this.batchCounts().catch(() => null);
+    const c = await Promise.race([counts, timeout]);
+    clearTimeout(timer);
+    return c === null ? null : { [BATCH_QUEUE]: c };
+  }
+
+  private async batchCounts(): Promise<QueueCounts> {
     const c = await this.queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized');
     return {
       waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
@@ -107,6 +121,12 @@ export class BatchQueue {
  */
 export type RecordHandler = (data: BatchJobData, attempt: number, last: boolean, signal: AbortSignal) => Promise<void>;
 
+/** What a worker reports to the metrics (Metrics fits it). */
+export interface JobObserver {
+  observeJob(queue: string, outcome: 'completed' | 'failed', seconds: number): void;
+  jobStalled(queue: string): void;
+}
+
 /** The consumer side: concurrency matching the engine's batch, cancel on the pub/sub channel. */
 export class BatchWorker {
   private readonly worker: Worker<BatchJobData>;
@@ -120,6 +140,7 @@ export class BatchWorker {
     handler: RecordHandler,
     onGaveUp: (data: BatchJobData, err: Error) => Promise<void>,
     private readonly log: Log,
+    observer?: JobObserver,
   ) {
     this.worker = new Worker<BatchJobData>(
       BATCH_QUEUE,
@@ -128,10 +149,14 @@ export class BatchWorker {
         const set = this.active.get(job.data.batchId) ?? new Set<string>();
         set.add(id);
         this.active.set(job.data.batchId, set);
+        const started = performance.now();
+        let outcome: 'completed' | 'failed' = 'failed';
         try {
           const attempt = job.attemptsMade + 1;
           await handler(job.data, attempt, attempt >= opts.attempts, signal ?? new AbortController().signal);
+          outcome = 'completed';
         } finally {
+          observer?.observeJob(BATCH_QUEUE, outcome, (performance.now() - started) / 1000);
           set.delete(id);
           if (set.size === 0) this.active.delete(job.data.batchId);
         }
@@ -151,6 +176,7 @@ export class BatchWorker {
       if (!job || job.attemptsMade < opts.attempts && !/stalled/i.test(err.message)) return;
       void onGaveUp(job.data, err).catch((e: unknown) => this.log.error({ err: e, job_id: job.id }, 'storing a given-up record failed'));
     });
+    this.worker.on('stalled', () => observer?.jobStalled(BATCH_QUEUE));
     this.worker.on('error', (err) => this.log.warn({ err: err.message }, 'batch worker: queue error'));
     this.subscriber = connect(conn.redisUrl);
     void this.subscriber.subscribe(cancelChannel(conn));

@@ -28,6 +28,14 @@ export interface EmbeddingMetricsSource {
   readonly queueDepth: number;
 }
 
+/** Job counts of the queues (src/jobs/batch-queue.ts BatchQueue), read at scrape time; null when unreadable. */
+export interface QueueMetricsSource {
+  counts(): Promise<Record<string, Record<string, number>> | null>;
+}
+
+/** The states a queue gauge reports (BullMQ's, with prioritized counted as waiting). */
+export const QUEUE_STATES = ['waiting', 'active', 'completed', 'failed', 'delayed'] as const;
+
 /** One finished generation (Engine's GenerationResult fits it). */
 export interface GenerationObservation {
   promptTokens: number;
@@ -173,6 +181,10 @@ export class Metrics {
   private readonly embeddingInputs: Counter;
   private readonly embeddingTokens: Counter;
   private readonly embeddingBatchSize: Histogram;
+  private readonly jobDuration: Histogram<'queue' | 'outcome'>;
+  private readonly jobsStalled: Counter<'queue'>;
+  /** Set by main.ts once the queues exist (split roles only). */
+  private queueSource: QueueMetricsSource | null = null;
 
   private readonly latency: Reservoir;
   private readonly routeLatency = new Map<string, Reservoir>();
@@ -301,6 +313,33 @@ export class Metrics {
         this.set(embeddingSource?.queueDepth ?? 0);
       },
     });
+    const self = this;
+    new Gauge({
+      name: 'job_queue_jobs',
+      help: 'Jobs in each queue by state (waiting, active, completed, failed, delayed); split roles only (ROLE=api, worker).',
+      labelNames: ['queue', 'state'],
+      registers,
+      async collect() {
+        this.reset();
+        const counts = await self.queueSource?.counts().catch(() => null);
+        for (const [queue, c] of Object.entries(counts ?? {})) {
+          for (const state of QUEUE_STATES) this.set({ queue, state }, c[state] ?? 0);
+        }
+      },
+    });
+    this.jobDuration = new Histogram({
+      name: 'job_duration_seconds',
+      help: 'Time a worker spent on one job, by queue and outcome (completed, failed).',
+      labelNames: ['queue', 'outcome'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.jobsStalled = new Counter({
+      name: 'job_queue_stalled_total',
+      help: 'Jobs this worker found stalled (their worker died or hung) and handed back to the queue.',
+      labelNames: ['queue'],
+      registers,
+    });
     for (const code of ERROR_CODES) this.errors.inc({ code }, 0);
     for (const finish_reason of FINISH_REASONS) this.inferenceRequests.inc({ finish_reason }, 0);
 
@@ -309,6 +348,20 @@ export class Metrics {
     this.interTokenWindow = new Reservoir(this.window);
     this.queueWindow = new Reservoir(this.window);
     this.embeddingBatchWindow = new Reservoir(this.window);
+  }
+
+  /** The queues whose job counts the `job_queue_jobs` gauge reports. */
+  watchQueues(source: QueueMetricsSource): void {
+    this.queueSource = source;
+  }
+
+  /** One job a worker finished (completed) or gave back with an error (failed). */
+  observeJob(queue: string, outcome: 'completed' | 'failed', seconds: number): void {
+    this.jobDuration.observe({ queue, outcome }, seconds);
+  }
+
+  jobStalled(queue: string): void {
+    this.jobsStalled.inc({ queue });
   }
 
   /** One finished HTTP request. */

@@ -52,8 +52,9 @@ export function healthRouter(health: HealthService): Router {
       res.status(e.status).json(errorEnvelope(e, req.ctx.requestId));
     }
   });
-  router.get(['/v1/health', '/health'], (req, res) => {
+  router.get(['/v1/health', '/health'], async (req, res) => {
     const h = health.report();
+    const queues = await health.queues();
     res.json({
       status: h.status,
       model: h.model,
@@ -67,6 +68,7 @@ export function healthRouter(health: HealthService): Router {
       running_batch: h.runningBatch,
       ...(h.redis ? { redis: h.redis } : {}),
       embedding: embeddingJson(h.embedding),
+      ...(queues ? { queues } : {}),
       request_id: req.ctx.requestId,
     });
   });

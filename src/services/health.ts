@@ -24,6 +24,11 @@ export interface HealthReport {
   embedding: EmbeddingStatus;
 }
 
+/** Job counts by queue and state (src/jobs/batch-queue.ts BatchQueue fits it); null when Redis does not answer. */
+export interface QueueCountsSource {
+  counts(): Promise<Record<string, Record<string, number>> | null>;
+}
+
 const NO_EMBEDDINGS: EmbeddingStatus = {
   state: 'failed',
   model: null,
@@ -45,7 +50,17 @@ export class HealthService {
     private readonly version: string,
     private readonly redis?: { readonly state: RedisState } | null,
     private readonly embeddings?: EmbeddingHost,
+    private readonly queueSource: QueueCountsSource | null = null,
   ) {}
+
+  /**
+   * The job queues for /v1/health: counts by queue and state; 'unavailable'
+   * when Redis does not answer; null when this process uses no queue (ROLE=all).
+   */
+  async queues(): Promise<Record<string, Record<string, number>> | 'unavailable' | null> {
+    if (!this.queueSource) return null;
+    return (await this.queueSource.counts().catch(() => null)) ?? 'unavailable';
+  }
 
   report(): HealthReport {
     const state = this.host.state;

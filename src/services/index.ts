@@ -8,7 +8,7 @@ import { DatasetService } from './datasets/service.js';
 import type { EmbeddingHost } from './embeddings/host.js';
 import { EmbeddingService } from './embeddings/service.js';
 import { EvaluationService, Scorer } from './evaluation.js';
-import { HealthService } from './health.js';
+import { HealthService, type QueueCountsSource } from './health.js';
 import type { ModelHost } from './model-host.js';
 import { RagAnswerService } from './rag/answers.js';
 import { RagService } from './rag/service.js';
@@ -63,6 +63,8 @@ export function buildServices(opts: {
   chatCache?: { ttlSeconds: number; maxEntries: number };
   /** ROLE=api: batch runs are enqueued here instead of run in this process. */
   batchDispatch?: BatchDispatch | null;
+  /** The job queues' counts, for /v1/health (split roles only). */
+  queues?: QueueCountsSource | null;
 }): Services {
   const scorer = new Scorer(opts.host);
   const redis = opts.redisUrl ? new SharedRedis(opts.redisUrl, opts.log, opts.redisKeyPrefix) : null;
@@ -84,7 +86,7 @@ export function buildServices(opts: {
   return {
     host: opts.host,
     auth: new Authenticator(opts.apiKeys),
-    health: new HealthService(opts.host, opts.version, redis, opts.embeddingHost),
+    health: new HealthService(opts.host, opts.version, redis, opts.embeddingHost, opts.queues ?? null),
     chat: new ChatService(opts.host, opts.log, chatCache),
     completions: new CompletionService(opts.host, opts.log, chatCache),
     datasets: new DatasetService(opts.storage, rag),

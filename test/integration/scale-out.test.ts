@@ -95,6 +95,15 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     expect((await fetch(`${w2.url}/v1/health`)).status).toBe(404);
   });
 
+  it('queue counts in /v1/health and in Prometheus', async () => {
+    const h = await get(a.url, '/v1/health');
+    expect(h.json.queues).toEqual({ 'batch-records': { waiting: expect.any(Number), active: expect.any(Number), completed: expect.any(Number), failed: expect.any(Number), delayed: expect.any(Number) } });
+    const text = await (await fetch(`${w2.url}/metrics`)).text();
+    for (const state of ['waiting', 'active', 'completed', 'failed', 'delayed']) {
+      expect(text).toContain(`job_queue_jobs{queue="batch-records",state="${state}"}`);
+    }
+  });
+
   it('100 records started on A: a worker SIGKILLed midway, every record ends with exactly one result, the same summary on A and B', async () => {
     const ds = await postJson(`${a.url}/v1/datasets`, { name: 'hundred', type: 'eval_set', records: records(100) });
     expect(ds.status, ds.text).toBe(201);
@@ -131,6 +140,9 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     expect(resultA.json.summary.total_items).toBe(100);
     expect(withoutRequestId(resultB.json)).toEqual(withoutRequestId(resultA.json));
     expect(withoutRequestId((await get(b.url, `/v1/batch-evals/${id}`)).json)).toEqual(withoutRequestId(runA.json));
+    // The surviving worker timed its jobs.
+    const text = await (await fetch(`${w2.url}/metrics`)).text();
+    expect(text).toMatch(/job_duration_seconds_count\{queue="batch-records",outcome="completed"\} [1-9]/);
   }, 240_000);
 
   it('cancel from B stops a run started on A', async () => {

@@ -1,27 +1,47 @@
 # syntax=docker/dockerfile:1
-# Build stage: production dependencies only (onnxruntime-node ships its CPU build in the package).
-FROM node:20-slim AS deps
+# Node 24: a maintained LTS line that every dependency's `engines` accepts (see package.json and README "Docker").
+ARG NODE_IMAGE=node:24-slim
+
+# Build stage: all dependencies (TypeScript among them), compiles src/ to dist/.
+FROM ${NODE_IMAGE} AS build
 # better-sqlite3 is a native addon: when no prebuilt binary matches, npm compiles it.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
 
-FROM node:20-slim
+# Production dependencies only (onnxruntime-node ships its CPU build in the package; .npmrc skips its GPU download).
+FROM ${NODE_IMAGE} AS deps
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     PORT=8000 \
     HOST=0.0.0.0 \
+    WORKER_PORT=9100 \
     MODEL_CACHE_DIR=/app/.model-cache \
     DATA_DIR=/app/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
-COPY src ./src
-COPY scripts ./scripts
+# dist/version.js reads ../package.json for the version.
+COPY package.json ./
+COPY --from=build /app/dist ./dist
 RUN mkdir -p /app/.model-cache /app/data && chown -R node:node /app/.model-cache /app/data
 USER node
-EXPOSE 8000
+# SQLite database (DATA_DIR) and imported checkpoints (MODEL_CACHE_DIR): mount volumes here to keep them across containers.
+VOLUME ["/app/data", "/app/.model-cache"]
+# 8000: the HTTP API (ROLE=all or api); 9100: a worker's /healthz, /readyz and /metrics (ROLE=worker).
+EXPOSE 8000 9100
 # MODEL_PATH (a model directory or llama2.c .bin mounted into the container) or MODEL_NAME (hub id, needs internet).
-HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
-CMD ["node", "--import", "tsx", "src/main.ts"]
+# Healthy means ready: /readyz answers 200 once the model is loaded (503 while loading, draining or after a failed load).
+# A worker (ROLE=worker) answers on WORKER_PORT instead of PORT.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
+  CMD ["node", "-e", "const p=process.env.ROLE==='worker'?(process.env.WORKER_PORT||9100):(process.env.PORT||8000);fetch('http://127.0.0.1:'+p+'/readyz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"]
+# Node itself is PID 1 and handles SIGTERM (drain, then exit); no tsx at run time.
+CMD ["node", "dist/main.js"]

@@ -16,6 +16,7 @@ import { checkEmbeddingModelPath, EmbeddingSourceError, loadEmbeddings } from '.
 import { VERSION } from './version.js';
 import { BatchQueue, BatchWorker, type QueueConnection } from './jobs/batch-queue.js';
 import { buildWorkerApp } from './jobs/worker-app.js';
+import { ProgressEvents } from './services/progress-events.js';
 
 /** Start-up only: configuration, dependencies, listen, signals. */
 async function main(): Promise<void> {
@@ -58,7 +59,10 @@ async function main(): Promise<void> {
   // Both split roles read the queue's counts (metrics, /v1/health); only an API replica enqueues.
   const batchQueue = queueConn ? new BatchQueue(queueConn, config.jobs) : null;
   if (batchQueue) metrics.watchQueues(batchQueue);
+  // Batch progress reaches subscribers on every replica through Redis in split roles; in process otherwise.
+  const progressEvents = new ProgressEvents(queueConn ? { url: queueConn.redisUrl, keyPrefix: config.redisKeyPrefix } : undefined);
   const services = buildServices({
+    progressEvents,
     batchDispatch: config.role === 'api' ? batchQueue : null,
     queues: batchQueue,
     host,
@@ -129,7 +133,7 @@ async function main(): Promise<void> {
       clearInterval(idleSweep);
       log.info({ reason }, 'closing storage and model');
       void jobsDone
-        .then(() => Promise.allSettled([storage.close(), host.engine?.close(), embeddingHost.close(), services.redis?.close(), batchQueue?.close()]))
+        .then(() => Promise.allSettled([storage.close(), host.engine?.close(), embeddingHost.close(), services.redis?.close(), batchQueue?.close(), progressEvents.close()]))
         .finally(() => {
         log.info('bye');
         process.exit(0);

@@ -303,3 +303,14 @@ builder.mutationField('cancelBatchEval', (t) =>
     resolve: (_r, { id }, { services }) => services.batchEvals.cancel(id),
   }),
 );
+
+builder.subscriptionField('batchEvalProgress', (t) =>
+  t.field({
+    type: BatchEval,
+    description:
+      "A batch evaluation's progress: the run now, then each change (records stored, status), until it ends; on any replica, whichever process does the work.",
+    args: { id: t.arg.id({ required: true, description: 'The batch evaluation id (`be_…`).' }) },
+    subscribe: (_r, { id }, { ctx, services }) => services.batchEvals.watch(String(id), ctx.signal),
+    resolve: (run) => run,
+  }),
+);

@@ -10,6 +10,7 @@ import type { StartBatchRequest } from './evaluation-schema.js';
 import { toScoreRecords, type Scorer } from './evaluation.js';
 import { newId } from './ids.js';
 import type { ModelHost } from './model-host.js';
+import { ProgressEvents } from './progress-events.js';
 import type { Page, PageQuery } from './paging.js';
 import { samplingParams, type SamplingFields } from './sampling.js';
 import { DEFAULT_CRITERION, passRule, type Criterion } from './scoring/criteria.js';
@@ -72,7 +73,52 @@ export class BatchEvalService {
     private readonly log: Log,
     /** Set when records go through the job queue (ROLE=api): runs are enqueued, not run here. */
     private readonly dispatch: BatchDispatch | null = null,
+    /** "This run changed" events, for the batchEvalProgress subscription (across replicas with Redis). */
+    private readonly events: ProgressEvents = new ProgressEvents(),
   ) {}
+
+  /** Stores one record's result and tells subscribers. */
+  private async putItem(item: BatchItem): Promise<void> {
+    await this.storage.batches.putItem(item);
+    this.events.batchChanged(item.batchId);
+  }
+
+  private async updateRun(id: string, patch: Parameters<Storage['batches']['update']>[1]): Promise<BatchRun | null> {
+    const run = await this.storage.batches.update(id, patch);
+    this.events.batchChanged(id);
+    return run;
+  }
+
+  /**
+   * The run now, then again each time it changes (an event from whichever
+   * process changed it, or at the latest every `recheckMs`), until it ends
+   * or `signal` aborts. Each value is read from storage.
+   */
+  async *watch(id: string, signal: AbortSignal, recheckMs = 2000): AsyncGenerator<BatchRun> {
+    const events = this.events.watchBatch(id);
+    // Listening starts with the first next(), before the first read: no change falls between.
+    let next = events.next();
+    const stop = new Promise<'stop'>((r) => signal.addEventListener('abort', () => r('stop'), { once: true }));
+    try {
+      let last = '';
+      for (;;) {
+        const run = await this.get(id);
+        const key = `${run.status}:${run.completed}:${run.failed}`;
+        if (key !== last) {
+          last = key;
+          yield run;
+        }
+        if (run.status !== 'queued' && run.status !== 'running') return;
+        let timer: NodeJS.Timeout | undefined;
+        const woke = await Promise.race([next.then(() => 'event' as const), stop, new Promise<'recheck'>((r) => (timer = setTimeout(() => r('recheck'), recheckMs)))]);
+        clearTimeout(timer);
+        if (woke === 'stop' || signal.aborted) return;
+        if (woke === 'event') next = events.next();
+      }
+    } finally {
+      void events.return?.();
+    }
+  }
 
   async start(req: StartBatchRequest, ctx: RequestContext): Promise<BatchRun> {
     const dataset = await this.storage.datasets.get(req.dataset_id);
@@ -125,7 +171,7 @@ export class BatchEvalService {
     }
     this.active.get(id)?.abort();
     const now = new Date().toISOString();
-    const cancelled = (await this.storage.batches.update(id, { status: 'cancelled', completedAt: now, updatedAt: now })) ?? run;
+    const cancelled = (await this.updateRun(id, { status: 'cancelled', completedAt: now, updatedAt: now })) ?? run;
     // Workers see the status and drop the run's jobs; waiting ones are removed, active ones stopped.
     if (this.dispatch) await this.dispatch.cancel(id, Array.from({ length: run.total }, (_, i) => i));
     return cancelled;
@@ -222,7 +268,7 @@ export class BatchEvalService {
    */
   private async enqueue(run: BatchRun): Promise<void> {
     const now = new Date().toISOString();
-    await this.storage.batches.update(run.id, { status: 'running', startedAt: now, updatedAt: now });
+    await this.updateRun(run.id, { status: 'running', startedAt: now, updatedAt: now });
     const records: Array<{ index: number; recordId: string }> = [];
     let after = -1;
     for (;;) {
@@ -244,7 +290,7 @@ export class BatchEvalService {
         const now = new Date().toISOString();
         const current = await this.storage.batches.get(run.id);
         if (current && (current.status === 'running' || current.status === 'queued') && !this.stopping) {
-          await this.storage.batches.update(run.id, {
+          await this.updateRun(run.id, {
             status: 'failed',
             error: err instanceof Error ? err.message : String(err),
             completedAt: now,
@@ -261,7 +307,7 @@ export class BatchEvalService {
     if (signal.aborted) return;
     if (this.host.state === 'failed') throw new Error(`model failed to load: ${this.host.reason ?? 'unknown'}`);
     const now = new Date().toISOString();
-    await this.storage.batches.update(run.id, { status: 'running', startedAt: run.startedAt ?? now, updatedAt: now });
+    await this.updateRun(run.id, { status: 'running', startedAt: run.startedAt ?? now, updatedAt: now });
     const done = await this.storage.batches.doneIndexes(run.id);
     const { concurrency } = run.params;
 
@@ -287,7 +333,7 @@ export class BatchEvalService {
     // `completed` counts records answered and scored, `failed` those that could not be.
     const status: BatchStatus = final.failed === 0 ? 'completed' : final.completed > 0 ? 'completed_with_failures' : 'failed';
     const end = new Date().toISOString();
-    await this.storage.batches.update(run.id, {
+    await this.updateRun(run.id, {
       status,
       completedAt: end,
       updatedAt: end,
@@ -304,7 +350,7 @@ export class BatchEvalService {
       try {
         const item = await this.attemptRecord(run, index, recordId, rec, signal, attempts);
         if (item === null) return;
-        await this.storage.batches.putItem(item);
+        await this.putItem(item);
         return;
       } catch (err) {
         if (err instanceof GenerationCancelledError) return;
@@ -315,7 +361,7 @@ export class BatchEvalService {
       }
     }
     if (signal.aborted) return;
-    await this.storage.batches.putItem(failedItem(run.id, index, recordId, attempts, lastError));
+    await this.putItem(failedItem(run.id, index, recordId, attempts, lastError));
   }
 
   /**
@@ -335,11 +381,11 @@ export class BatchEvalService {
     try {
       const item = await this.attemptRecord(run, job.index, job.recordId, record.data as unknown as EvalRecordData, signal, attempt);
       if (item === null) return;
-      await this.storage.batches.putItem(item);
+      await this.putItem(item);
     } catch (err) {
       if (err instanceof GenerationCancelledError || signal.aborted) return;
       if (!last && !(err instanceof ContextOverflowError)) throw err;
-      await this.storage.batches.putItem(failedItem(run.id, job.index, job.recordId, attempt, err));
+      await this.putItem(failedItem(run.id, job.index, job.recordId, attempt, err));
     }
     await this.finishIfDone(run.id);
   }
@@ -350,7 +396,7 @@ export class BatchEvalService {
     if (!run || (run.status !== 'queued' && run.status !== 'running')) return;
     const [existing] = await this.storage.batches.items(job.batchId, { afterIndex: job.index - 1, limit: 1 });
     if (existing?.index === job.index) return;
-    await this.storage.batches.putItem(failedItem(run.id, job.index, job.recordId, 0, err));
+    await this.putItem(failedItem(run.id, job.index, job.recordId, 0, err));
     await this.finishIfDone(run.id);
   }
 
@@ -360,7 +406,7 @@ export class BatchEvalService {
     if (!run || run.status !== 'running' || run.completed + run.failed < run.total) return;
     const status: BatchStatus = run.failed === 0 ? 'completed' : run.completed > 0 ? 'completed_with_failures' : 'failed';
     const end = new Date().toISOString();
-    await this.storage.batches.update(id, { status, completedAt: end, updatedAt: end, error: status === 'failed' ? 'every record failed' : null });
+    await this.updateRun(id, { status, completedAt: end, updatedAt: end, error: status === 'failed' ? 'every record failed' : null });
   }
 
   /** Generates, scores and applies the pass rule; the item to store, or null when cancelled. Throws on failure. */

@@ -12,6 +12,7 @@ import { HealthService, type QueueCountsSource } from './health.js';
 import type { ModelHost } from './model-host.js';
 import { RagAnswerService } from './rag/answers.js';
 import { RagService } from './rag/service.js';
+import type { ProgressEvents } from './progress-events.js';
 import { RateLimiter } from './rate-limit.js';
 import { SharedRedis } from './redis.js';
 import type { Log } from '../observability/log.js';
@@ -63,6 +64,8 @@ export function buildServices(opts: {
   chatCache?: { ttlSeconds: number; maxEntries: number };
   /** ROLE=api: batch runs are enqueued here instead of run in this process. */
   batchDispatch?: BatchDispatch | null;
+  /** Batch progress events (Redis pub/sub in split roles, else in process). */
+  progressEvents?: ProgressEvents;
   /** The job queues' counts, for /v1/health (split roles only). */
   queues?: QueueCountsSource | null;
 }): Services {
@@ -91,7 +94,7 @@ export function buildServices(opts: {
     completions: new CompletionService(opts.host, opts.log, chatCache),
     datasets: new DatasetService(opts.storage, rag),
     evaluations: new EvaluationService(opts.storage, scorer, opts.host),
-    batchEvals: new BatchEvalService(opts.storage, opts.host, scorer, opts.log, opts.batchDispatch ?? null),
+    batchEvals: new BatchEvalService(opts.storage, opts.host, scorer, opts.log, opts.batchDispatch ?? null, opts.progressEvents),
     embeddingHost: opts.embeddingHost,
     embeddings: new EmbeddingService(opts.embeddingHost),
     rag,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeaders, postJson, startServer, type RunningServer } from '../helpers/server.js';
+import { authHeaders, postJson, readSse, startServer, type RunningServer } from '../helpers/server.js';
 import { storiesModel } from '../helpers/models.js';
 
 /**
@@ -116,6 +116,15 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     });
     expect(start.status, start.text).toBe(202);
     const id = start.json.batch_eval_id;
+    // A client on B follows the run started on A (its records are done by the workers).
+    const subscribed = fetch(`${b.url}/graphql`, {
+      method: 'POST',
+      headers: { ...authHeaders, accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription P($id: ID!) { batchEvalProgress(id: $id) { status progress { total completed failed } } }',
+        variables: { id },
+      }),
+    }).then(readSse);
 
     // Midway (some results stored through the workers, read through B), one worker dies without a word.
     await waitFor('the first results', async () => (await get(b.url, `/v1/batch-evals/${id}`)).json.progress.completed >= 15);
@@ -140,6 +149,12 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     expect(resultA.json.summary.total_items).toBe(100);
     expect(withoutRequestId(resultB.json)).toEqual(withoutRequestId(resultA.json));
     expect(withoutRequestId((await get(b.url, `/v1/batch-evals/${id}`)).json)).toEqual(withoutRequestId(runA.json));
+    const events = (await subscribed).filter((e) => e.event === 'next').map((e) => e.data.data.batchEvalProgress);
+    expect(events.at(-1)).toEqual({ status: 'COMPLETED', progress: { total: 100, completed: 100, failed: 0 } });
+    const seen = events.map((e) => e.progress.completed);
+    // Progress as it happened: many steps, never backwards.
+    expect(new Set(seen).size).toBeGreaterThan(5);
+    expect(seen).toEqual([...seen].sort((x, y) => x - y));
     // The surviving worker timed its jobs.
     const text = await (await fetch(`${w2.url}/metrics`)).text();
     expect(text).toMatch(/job_duration_seconds_count\{queue="batch-records",outcome="completed"\} [1-9]/);

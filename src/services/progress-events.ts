@@ -1,0 +1,52 @@
+import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import { createPubSub, type PubSub, type PubSubEventTarget } from '@graphql-yoga/subscription';
+import { Redis } from 'ioredis';
+
+/** What an event says: which run changed. Subscribers read the run itself from storage, so every replica agrees. */
+export interface ProgressPing {
+  id: string;
+}
+
+type Topics = Record<string, [id: string, payload: ProgressPing]>;
+
+/**
+ * "This run changed" events: in process memory by default; across every
+ * replica and worker through Redis pub/sub (@graphql-yoga/redis-event-target)
+ * when `redis` is given (split roles). The channel is
+ * `<REDIS_KEY_PREFIX>:batch-eval-progress:<id>`.
+ */
+export class ProgressEvents {
+  private readonly pubsub: PubSub<Topics>;
+  private readonly clients: Redis[] = [];
+  private readonly topic: string;
+
+  constructor(redis?: { url: string; keyPrefix: string }) {
+    this.topic = redis ? `${redis.keyPrefix}:batch-eval-progress` : 'batch-eval-progress';
+    if (redis) {
+      const publishClient = new Redis(redis.url);
+      const subscribeClient = new Redis(redis.url);
+      for (const c of [publishClient, subscribeClient]) {
+        // Reconnects on its own; an outage only delays events (the subscription also re-reads the run periodically).
+        c.on('error', () => undefined);
+        this.clients.push(c);
+      }
+      const eventTarget = createRedisEventTarget({ publishClient, subscribeClient }) as unknown as PubSubEventTarget<Topics>;
+      this.pubsub = createPubSub<Topics>({ eventTarget });
+    } else {
+      this.pubsub = createPubSub<Topics>();
+    }
+  }
+
+  batchChanged(id: string): void {
+    this.pubsub.publish(this.topic, id, { id });
+  }
+
+  /** Events for one run until the iterator is returned. */
+  watchBatch(id: string): AsyncIterableIterator<ProgressPing> {
+    return this.pubsub.subscribe(this.topic, id) as unknown as AsyncIterableIterator<ProgressPing>;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.clients.map((c) => c.quit()));
+  }
+}

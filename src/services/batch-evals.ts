@@ -278,6 +278,8 @@ export class BatchEvalService {
       after = page.at(-1)!.index;
     }
     await this.dispatch!.enqueue(run.id, records);
+    // An empty dataset has no record whose result would end the run.
+    if (records.length === 0) await this.finishIfDone(run.id);
   }
 
   private launch(run: BatchRun): void {

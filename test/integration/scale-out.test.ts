@@ -158,6 +158,8 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     // The surviving worker timed its jobs.
     const text = await (await fetch(`${w2.url}/metrics`)).text();
     expect(text).toMatch(/job_duration_seconds_count\{queue="batch-records",outcome="completed"\} [1-9]/);
+    // ...and found the killed worker's jobs stalled and took them up again.
+    expect(text).toMatch(/job_queue_stalled_total\{queue="batch-records"\} [1-9]/);
   }, 240_000);
 
   it('cancel from B stops a run started on A', async () => {

@@ -41,8 +41,16 @@ export type QueueCounts = {
 
 const jobId = (batchId: string, index: number) => `${batchId}.${index}`;
 const cancelChannel = (c: QueueConnection) => `${c.prefix}:${BATCH_QUEUE}:cancel`;
-/** BullMQ wants blocking connections that retry forever (`maxRetriesPerRequest: null`). */
-const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
+/**
+ * BullMQ wants connections that retry forever (`maxRetriesPerRequest: null`).
+ * Errors are logged by whoever owns the queue or worker; an 'error' event with
+ * no listener would end the process.
+ */
+const connect = (url: string) => {
+  const c = new Redis(url, { maxRetriesPerRequest: null });
+  c.on('error', () => undefined);
+  return c;
+};
 
 /** The producer side: enqueue a run's records, cancel a run, count jobs. */
 export class BatchQueue {
@@ -54,6 +62,8 @@ export class BatchQueue {
     private readonly opts: JobOptions,
   ) {
     this.queue = new Queue<BatchJobData>(BATCH_QUEUE, { connection: connect(conn.redisUrl), prefix: conn.prefix });
+    // Redis away: enqueue and cancel fail (the caller answers 503/500); counts say 'unavailable'. Never a crash.
+    this.queue.on('error', () => undefined);
     this.publisher = connect(conn.redisUrl);
   }
 

@@ -64,11 +64,19 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
       // A killed worker's jobs are taken up again after about this long.
       JOB_LOCK_SECONDS: '3',
       SHUTDOWN_GRACE_SECONDS: '5',
+      // The test polls progress every 50 ms; limits (shared through Redis) are another test's subject.
+      RATE_LIMIT_PER_MINUTE: '0',
     };
     const worker = { ...shared, ROLE: 'worker', WORKER_PORT: '0', MAX_BATCH_SIZE: '4' };
     // The first process migrates the fresh database; the others find it done.
     a = await startServer({ ...shared, ROLE: 'api' });
     [b, w1, w2] = await Promise.all([startServer({ ...shared, ROLE: 'api' }), startServer(worker), startServer(worker)]);
+    // A process that dies on its own says why (the test's own kills are expected).
+    for (const [name, p] of Object.entries({ a, b, w1, w2 })) {
+      p.proc.on('exit', (code, signal) => {
+        if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0) console.error(`${name} exited (${code ?? signal}):\n${p.logs.slice(-40).join('\n')}`);
+      });
+    }
     db = new pg.Client({ connectionString: dbUrl });
     await db.connect();
   }, 180_000);
@@ -191,9 +199,21 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     expect(onA.json.status).toBe('cancelled');
   }, 120_000);
 
-  it('a worker stops on SIGTERM within SHUTDOWN_GRACE_SECONDS and exits 0', async () => {
+  it('a worker stops on SIGTERM while working, within SHUTDOWN_GRACE_SECONDS, and exits 0', async () => {
+    const ds = await postJson(`${a.url}/v1/datasets`, { name: 'drain', type: 'eval_set', records: records(100) });
+    const start = await postJson(`${a.url}/v1/batch-evals`, { dataset_id: ds.json.dataset_id, criteria: ['accuracy'], max_new_tokens: 48, temperature: 0 });
+    expect(start.status, start.text).toBe(202);
+    const id = start.json.batch_eval_id;
+    await waitFor('the first results', async () => (await get(a.url, `/v1/batch-evals/${id}`)).json.progress.completed >= 2);
     const started = Date.now();
     expect(await w2.stop('SIGTERM')).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000 + 3000);
-  }, 30_000);
+    expect(w2.logs.join('\n')).toContain('shutting down');
+    // What it finished is stored once; the rest waits in the queue for another worker.
+    const rows = await db.query<{ n: string; distinct_idx: string }>('SELECT count(*) AS n, count(DISTINCT idx) AS distinct_idx FROM batch_items WHERE batch_id = $1', [id]);
+    expect(rows.rows[0]!.n).toBe(rows.rows[0]!.distinct_idx);
+    expect(Number(rows.rows[0]!.n)).toBeLessThan(100);
+    expect((await get(b.url, `/v1/batch-evals/${id}`)).json.status).toBe('running');
+    expect((await postJson(`${b.url}/v1/batch-evals/${id}/cancel`, {})).status).toBe(200);
+  }, 60_000);
 });

@@ -39,6 +39,17 @@ export type QueueCounts = {
   delayed: number;
 };
 
+/** `p`, or an error once `ms` pass (BullMQ's connections otherwise wait for Redis forever). */
+async function withTimeout<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const jobId = (batchId: string, index: number) => `${batchId}.${index}`;
 const cancelChannel = (c: QueueConnection) => `${c.prefix}:${BATCH_QUEUE}:cancel`;
 /**
@@ -67,10 +78,11 @@ export class BatchQueue {
     this.publisher = connect(conn.redisUrl);
   }
 
-  async enqueue(batchId: string, records: Array<{ index: number; recordId: string }>): Promise<void> {
+  /** Adds one job per record; throws when Redis does not take them within `timeoutMs` per chunk. */
+  async enqueue(batchId: string, records: Array<{ index: number; recordId: string }>, timeoutMs = 5000): Promise<void> {
     const chunk = 500;
     for (let i = 0; i < records.length; i += chunk) {
-      await this.queue.addBulk(
+      await withTimeout(timeoutMs, this.queue.addBulk(
         records.slice(i, i + chunk).map((r) => ({
           name: 'record',
           data: { batchId, index: r.index, recordId: r.recordId },
@@ -82,16 +94,16 @@ export class BatchQueue {
             removeOnFail: { count: 1000 },
           },
         })),
-      );
+      ));
     }
   }
 
   /** Removes the run's waiting jobs and tells every worker to stop its active ones. */
-  async cancel(batchId: string, indexes: number[]): Promise<void> {
-    await this.publisher.publish(cancelChannel(this.conn), batchId);
+  async cancel(batchId: string, indexes: number[], timeoutMs = 5000): Promise<void> {
+    await withTimeout(timeoutMs, this.publisher.publish(cancelChannel(this.conn), batchId));
     const chunk = 100;
     for (let i = 0; i < indexes.length; i += chunk) {
-      await Promise.all(indexes.slice(i, i + chunk).map((idx) => this.queue.remove(jobId(batchId, idx)).catch(() => 0)));
+      await withTimeout(timeoutMs, Promise.all(indexes.slice(i, i + chunk).map((idx) => this.queue.remove(jobId(batchId, idx)).catch(() => 0))));
     }
   }
 

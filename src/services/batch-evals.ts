@@ -1,5 +1,5 @@
 import { ContextOverflowError, GenerationCancelledError } from '../engine/errors.js';
-import { AppError, invalidRequest, notFound } from '../errors.js';
+import { AppError, invalidRequest, notFound, serviceUnavailable } from '../errors.js';
 import type { Log } from '../observability/log.js';
 import { itemCursor, itemPosition, keysetPage } from '../storage/cursor.js';
 import type { BatchItem, BatchParams, BatchRun, BatchStatus, FailureReason, Storage } from '../storage/types.js';
@@ -173,7 +173,12 @@ export class BatchEvalService {
     const now = new Date().toISOString();
     const cancelled = (await this.updateRun(id, { status: 'cancelled', completedAt: now, updatedAt: now })) ?? run;
     // Workers see the status and drop the run's jobs; waiting ones are removed, active ones stopped.
-    if (this.dispatch) await this.dispatch.cancel(id, Array.from({ length: run.total }, (_, i) => i));
+    if (this.dispatch) {
+      await this.dispatch.cancel(id, Array.from({ length: run.total }, (_, i) => i)).catch((err: unknown) => {
+        // The run is cancelled in storage all the same: workers skip its jobs when they take them.
+        this.log.warn({ err, batch_eval_id: id }, 'removing cancelled batch evaluation jobs failed');
+      });
+    }
     return cancelled;
   }
 
@@ -277,7 +282,15 @@ export class BatchEvalService {
       if (page.length < PAGE) break;
       after = page.at(-1)!.index;
     }
-    await this.dispatch!.enqueue(run.id, records);
+    try {
+      await this.dispatch!.enqueue(run.id, records);
+    } catch (err) {
+      // Redis away: the run cannot start; jobs already queued find it failed and do nothing.
+      const end = new Date().toISOString();
+      await this.updateRun(run.id, { status: 'failed', error: 'job queue unavailable', completedAt: end, updatedAt: end });
+      this.log.error({ err, batch_eval_id: run.id }, 'enqueueing batch evaluation records failed');
+      throw serviceUnavailable('Job queue unavailable: the batch evaluation could not be started', { batch_eval_id: run.id });
+    }
     // An empty dataset has no record whose result would end the run.
     if (records.length === 0) await this.finishIfDone(run.id);
   }

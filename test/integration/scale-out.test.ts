@@ -199,6 +199,20 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     expect(onA.json.status).toBe('cancelled');
   }, 120_000);
 
+  it('an API replica whose Redis is away answers 503 to a start, and the run is marked failed (no run left waiting forever)', async () => {
+    const lonely = await startServer({ DATABASE_URL: dbUrl, REDIS_URL: 'redis://127.0.0.1:1', REDIS_KEY_PREFIX: prefix, ROLE: 'api', RATE_LIMIT_PER_MINUTE: '0' });
+    try {
+      const ds = await postJson(`${lonely.url}/v1/datasets`, { name: 'no redis', type: 'eval_set', records: records(3) });
+      expect(ds.status, ds.text).toBe(201);
+      const start = await postJson(`${lonely.url}/v1/batch-evals`, { dataset_id: ds.json.dataset_id, criteria: ['accuracy'], max_new_tokens: 4 });
+      expect(start.status, start.text).toBe(503);
+      const id = start.json.error.details.batch_eval_id;
+      expect((await get(a.url, `/v1/batch-evals/${id}`)).json).toMatchObject({ status: 'failed', error: 'job queue unavailable' });
+    } finally {
+      await lonely.stop();
+    }
+  }, 60_000);
+
   it('a worker stops on SIGTERM while working, within SHUTDOWN_GRACE_SECONDS, and exits 0', async () => {
     const ds = await postJson(`${a.url}/v1/datasets`, { name: 'drain', type: 'eval_set', records: records(100) });
     const start = await postJson(`${a.url}/v1/batch-evals`, { dataset_id: ds.json.dataset_id, criteria: ['accuracy'], max_new_tokens: 48, temperature: 0 });

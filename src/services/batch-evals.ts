@@ -83,8 +83,8 @@ export class BatchEvalService {
     this.events.batchChanged(item.batchId);
   }
 
-  private async updateRun(id: string, patch: Parameters<Storage['batches']['update']>[1]): Promise<BatchRun | null> {
-    const run = await this.storage.batches.update(id, patch);
+  private async updateRun(id: string, patch: Parameters<Storage['batches']['update']>[1], onlyIfStatus?: readonly BatchStatus[]): Promise<BatchRun | null> {
+    const run = await this.storage.batches.update(id, patch, onlyIfStatus);
     this.events.batchChanged(id);
     return run;
   }
@@ -169,9 +169,14 @@ export class BatchEvalService {
     if (run.status !== 'queued' && run.status !== 'running') {
       throw new AppError('conflict', `batch evaluation ${id} is already ${run.status}`, { status: run.status });
     }
-    this.active.get(id)?.abort();
     const now = new Date().toISOString();
-    const cancelled = (await this.updateRun(id, { status: 'cancelled', completedAt: now, updatedAt: now })) ?? run;
+    // Only a run still queued or running is cancelled: one that a worker finished meanwhile keeps its result.
+    const cancelled = await this.updateRun(id, { status: 'cancelled', completedAt: now, updatedAt: now }, ['queued', 'running']);
+    if (!cancelled) {
+      const current = await this.get(id);
+      throw new AppError('conflict', `batch evaluation ${id} is already ${current.status}`, { status: current.status });
+    }
+    this.active.get(id)?.abort();
     // Workers see the status and drop the run's jobs; waiting ones are removed, active ones stopped.
     if (this.dispatch) {
       await this.dispatch.cancel(id, Array.from({ length: run.total }, (_, i) => i)).catch((err: unknown) => {
@@ -353,7 +358,7 @@ export class BatchEvalService {
       completedAt: end,
       updatedAt: end,
       error: status === 'failed' ? 'every record failed' : null,
-    });
+    }, ['running']);
   }
 
   /** One record: generate (retrying transient failures), score, apply the pass rule, store. */
@@ -421,7 +426,8 @@ export class BatchEvalService {
     if (!run || run.status !== 'running' || run.completed + run.failed < run.total) return;
     const status: BatchStatus = run.failed === 0 ? 'completed' : run.completed > 0 ? 'completed_with_failures' : 'failed';
     const end = new Date().toISOString();
-    await this.updateRun(id, { status, completedAt: end, updatedAt: end, error: status === 'failed' ? 'every record failed' : null });
+    // Only while still running: a cancel stored meanwhile by another process stands.
+    await this.updateRun(id, { status, completedAt: end, updatedAt: end, error: status === 'failed' ? 'every record failed' : null }, ['running']);
   }
 
   /** Generates, scores and applies the pass rule; the item to store, or null when cancelled. Throws on failure. */

@@ -164,12 +164,13 @@ function batchRepository(pool: pg.Pool, t: Tables): BatchRepository {
       const { rows } = await pool.query<BatchRunRow<PgColumns>>(`SELECT * FROM ${t.batchRuns} WHERE id = $1`, [id]);
       return rows[0] ? toBatchRun(rows[0]) : null;
     },
-    async update(id, patch) {
+    async update(id, patch, onlyIfStatus) {
       const sets = batchRunPatch(patch);
+      const only = onlyIfStatus ? ` AND status = ANY($${sets.length + 2}::text[])` : '';
       const { rows } = await pool.query<BatchRunRow<PgColumns>>(
         `UPDATE ${t.batchRuns} SET ${sets.map(([column], i) => `${column} = $${i + 1}`).join(', ')}
-         WHERE id = $${sets.length + 1} RETURNING *`,
-        [...sets.map(([, value]) => value), id],
+         WHERE id = $${sets.length + 1}${only} RETURNING *`,
+        [...sets.map(([, value]) => value), id, ...(onlyIfStatus ? [[...onlyIfStatus]] : [])],
       );
       return rows[0] ? toBatchRun(rows[0]) : null;
     },

@@ -192,11 +192,12 @@ function batchRepository(db: BetterSqlite3.Database): BatchRepository {
       const row = selectRun.get(id) as BatchRunRow<SqliteColumns> | undefined;
       return row ? toBatchRun(row) : null;
     },
-    async update(id, patch) {
+    async update(id, patch, onlyIfStatus) {
       const sets = batchRunPatch(patch);
+      const only = onlyIfStatus ? ` AND status IN (${onlyIfStatus.map(() => '?').join(', ')})` : '';
       const row = db
-        .prepare(`UPDATE batch_runs SET ${sets.map(([column]) => `${column} = ?`).join(', ')} WHERE id = ? RETURNING *`)
-        .get(...sets.map(([, value]) => value), id) as BatchRunRow<SqliteColumns> | undefined;
+        .prepare(`UPDATE batch_runs SET ${sets.map(([column]) => `${column} = ?`).join(', ')} WHERE id = ?${only} RETURNING *`)
+        .get(...sets.map(([, value]) => value), id, ...(onlyIfStatus ?? [])) as BatchRunRow<SqliteColumns> | undefined;
       return row ? toBatchRun(row) : null;
     },
     async putItem(item) {

@@ -168,8 +168,17 @@ export interface BatchItem {
 export interface BatchRepository {
   create(run: BatchRun): Promise<void>;
   get(id: string): Promise<BatchRun | null>;
-  /** Updates status and timestamps/error; returns the updated run (null if missing). */
-  update(id: string, patch: Partial<Pick<BatchRun, 'status' | 'startedAt' | 'completedAt' | 'error' | 'updatedAt'>>): Promise<BatchRun | null>;
+  /**
+   * Updates status and timestamps/error; returns the updated run (null if
+   * missing, or if `onlyIfStatus` is given and the run's status is not one
+   * of them: a compare-and-set, so a final status and a concurrent cancel
+   * from another process cannot overwrite each other).
+   */
+  update(
+    id: string,
+    patch: Partial<Pick<BatchRun, 'status' | 'startedAt' | 'completedAt' | 'error' | 'updatedAt'>>,
+    onlyIfStatus?: readonly BatchStatus[],
+  ): Promise<BatchRun | null>;
   /**
    * Stores one record's result (idempotent per (batchId, index): a second
    * write for the same index replaces the first) and bumps the run's

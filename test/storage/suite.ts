@@ -461,6 +461,17 @@ export function storageSuite(name: string, open: () => Promise<Storage>): void {
         expect(await s.batches.update('missing', { status: 'running' })).toBeNull();
       });
 
+      it('updates only from the given statuses when asked (a final status and a cancel cannot overwrite each other)', async () => {
+        const run = makeRun({ status: 'running' });
+        await s.batches.create(run);
+        const cancelled = await s.batches.update(run.id, { status: 'cancelled', updatedAt: at(10) }, ['queued', 'running']);
+        expect(cancelled).toMatchObject({ status: 'cancelled' });
+        // The worker's final status arrives after the cancel: nothing changes.
+        expect(await s.batches.update(run.id, { status: 'completed', updatedAt: at(20) }, ['running'])).toBeNull();
+        expect(await s.batches.get(run.id)).toMatchObject({ status: 'cancelled', updatedAt: at(10) });
+        expect(await s.batches.update('missing', { status: 'cancelled' }, ['running'])).toBeNull();
+      });
+
       it('stores items idempotently and keeps the counters equal to the stored items', async () => {
         const run = makeRun({ status: 'running', total: 4 });
         await s.batches.create(run);

@@ -168,7 +168,8 @@ export class Scheduler {
           this.dropFinished();
           if (decodes(this.rows.map((s) => s.pending.length > 0))) {
             const logits = await this.backend.step(this.rows.map((s) => (s.pending.length > 0 ? null : s.ids[s.ids.length - 1]!)));
-            await prepareMasks(this.rows.filter((_, r) => logits[r]));
+            // The per-step path: no allocation or await unless a row is constrained.
+            if (this.rows.some((s) => s.opts.constraint)) await prepareMasks(this.rows.filter((_, r) => logits[r]));
             this.rows.forEach((s, r) => {
               const l = logits[r];
               if (l) this.accept(s, l);

@@ -37,8 +37,11 @@ export function quantizationJson(q: QuantizationInfo | null) {
   };
 }
 
-/** Probes and the health report; none needs a key. */
-export function healthRouter(health: HealthService): Router {
+/**
+ * The probes, as every process serves them (the API and a worker): /healthz
+ * (liveness: the process answers) and /readyz (readiness). No key.
+ */
+export function probeRouter(health: HealthService): Router {
   const router = Router();
   router.get('/healthz', (req, res) => {
     res.json({ status: 'ok', request_id: req.ctx.requestId });
@@ -52,6 +55,12 @@ export function healthRouter(health: HealthService): Router {
       res.status(e.status).json(errorEnvelope(e, req.ctx.requestId));
     }
   });
+  return router;
+}
+
+/** Probes and the health report; none needs a key. */
+export function healthRouter(health: HealthService): Router {
+  const router = probeRouter(health);
   router.get(['/v1/health', '/health'], async (req, res) => {
     const h = health.report();
     const queues = await health.queues();

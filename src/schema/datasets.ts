@@ -1,7 +1,8 @@
-import { DATASET_STATUSES, DATASET_TYPES, type Dataset } from '../storage/types.js';
-import { datasetCursor, datasetPosition } from '../storage/cursor.js';
+import { DATASET_STATUSES, DATASET_TYPES, type Dataset, type DatasetRecord } from '../storage/types.js';
+import { datasetCursor, datasetPosition, itemCursor, itemPosition } from '../storage/cursor.js';
 import { DATASET_LIMITS as L } from '../services/datasets/limits.js';
 import { DatasetFieldsSchema, DatasetListSchema, MAX_REPORTED_ERRORS, type CreatedDataset } from '../services/datasets/service.js';
+import { PageQuerySchema } from '../services/paging.js';
 import type { RecordError } from '../services/datasets/validate.js';
 import { builder } from './builder.js';
 import { enumFrom } from './enums.js';
@@ -26,6 +27,28 @@ const DatasetStatus = enumFrom('DatasetStatus', DATASET_STATUSES, {
   },
 });
 
+const DatasetRecordRef = builder.objectRef<DatasetRecord>('DatasetRecord').implement({
+  description: 'A stored record of a dataset, as accepted at upload.',
+  fields: (t) => ({
+    index: t.exposeInt('index', { description: 'Its position among the accepted records (0-based).' }),
+    recordId: t.exposeString('recordId', { description: 'The record_id (eval set) or doc_id (corpus).' }),
+    data: t.field({
+      type: JsonScalar,
+      description: 'The record as stored: {record_id, input, reference, tags, expected, metadata} or {doc_id, text, metadata}.',
+      resolve: (r) => r.data,
+    }),
+  }),
+});
+
+const DatasetRecordConnection = builder.connectionObject(
+  {
+    type: DatasetRecordRef,
+    name: 'DatasetRecordConnection',
+    description: "A page of a dataset's records, in upload order.",
+  },
+  { name: 'DatasetRecordEdge', description: 'A record in a page of records.' },
+);
+
 export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
   description: 'An uploaded evaluation set or RAG corpus (REST: /v1/datasets).',
   fields: (t) => ({
@@ -38,6 +61,13 @@ export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
     error: t.exposeString('error', { nullable: true, description: 'Why the dataset failed; null unless status is FAILED.' }),
     createdAt: t.exposeString('createdAt', { description: 'When it was uploaded (ISO-8601, UTC).' }),
     updatedAt: t.exposeString('updatedAt', { description: 'When it last changed (ISO-8601, UTC).' }),
+    records: t.field({
+      type: DatasetRecordConnection,
+      description: 'Its records, in upload order, a page at a time.',
+      args: pageArgs(t.arg),
+      resolve: async (d, args, { services }) =>
+        connectionFrom(await services.datasets.records(d.id, parsePageArgs(PageQuerySchema, args)), itemCursor, itemPosition),
+    }),
   }),
 });
 

@@ -1,7 +1,7 @@
 import { BATCH_STATUSES, FAILURE_REASONS, ITEM_STATUSES, JUDGES, type BatchItem, type BatchRun, type EvalRun, type ScoreRecord } from '../storage/types.js';
 import { itemCursor, itemPosition } from '../storage/cursor.js';
-import type { BatchSummary, Distribution } from '../services/batch-evals.js';
-import { EvaluateRequestSchema, FailuresQuerySchema, StartBatchSchema } from '../services/evaluation-schema.js';
+import { batchRunCursor, batchRunPosition, type BatchSummary, type Distribution } from '../services/batch-evals.js';
+import { BatchListSchema, EvaluateRequestSchema, FailuresQuerySchema, StartBatchSchema } from '../services/evaluation-schema.js';
 import { CRITERIA, DEFAULT_CRITERION, OVERALL_WEIGHTS, SCORE_MAX, SCORE_MIN, type Criterion as CriterionValue } from '../services/scoring/criteria.js';
 import { builder } from './builder.js';
 import { fieldDocs } from './describe.js';
@@ -292,6 +292,33 @@ builder.queryField('batchEval', (t) =>
     description: 'A batch evaluation; not_found if there is none (REST: GET /v1/batch-evals/{id}).',
     args: { id: t.arg.string({ required: true, description: 'The batch evaluation id.' }) },
     resolve: (_r, { id }, { services }) => services.batchEvals.get(id),
+  }),
+);
+
+const BatchEvalConnection = builder.connectionObject(
+  {
+    type: BatchEval,
+    name: 'BatchEvalConnection',
+    description: 'A page of batch evaluations, newest first.',
+  },
+  { name: 'BatchEvalEdge', description: 'A batch evaluation in a page of them.' },
+);
+
+builder.queryField('batchEvals', (t) =>
+  t.field({
+    type: BatchEvalConnection,
+    description: 'Batch evaluations, newest first, a page at a time.',
+    args: {
+      status: t.arg({ type: BatchStatus, description: 'Only runs in this status.' }),
+      datasetId: t.arg.string({ description: 'Only runs over this dataset.' }),
+      ...pageArgs(t.arg),
+    },
+    resolve: async (_r, { datasetId, ...args }, { services }) =>
+      connectionFrom(
+        await services.batchEvals.list(parsePageArgs(BatchListSchema, { ...args, dataset_id: datasetId })),
+        batchRunCursor,
+        batchRunPosition,
+      ),
   }),
 );
 

@@ -1,5 +1,6 @@
 import { builder } from './builder.js';
 import type { HealthReport } from '../services/health.js';
+import { DATABASE_PROBE_MS, type DatabaseReport } from '../services/datasets/service.js';
 import type { ModelState } from '../services/model-host.js';
 import type { RedisState } from '../services/redis.js';
 import type { ModelInfo } from '../engine/types.js';
@@ -24,6 +25,32 @@ const RedisStateRef = enumOfUnion<RedisState>('RedisState', {
     ok: 'Connected.',
     unavailable: 'Unreachable: limits are per process and the cache is off until it is back.',
   },
+});
+
+const DatabaseKind = enumOfUnion<DatabaseReport['kind']>('DatabaseKind', {
+  description: 'Which database keeps datasets, evaluations and batch runs.',
+  values: {
+    sqlite: 'SQLite in DATA_DIR (the embedded default).',
+    postgres: 'PostgreSQL at DATABASE_URL.',
+  },
+});
+
+const DatabaseState = enumOfUnion<DatabaseReport['state']>('DatabaseState', {
+  description: 'Whether the database answers.',
+  values: {
+    ok: `A read answered within ${DATABASE_PROBE_MS} ms.`,
+    unavailable: `A read failed or took longer than ${DATABASE_PROBE_MS} ms (reason says which).`,
+  },
+});
+
+const DatabaseHealth = builder.objectRef<DatabaseReport>('DatabaseHealth').implement({
+  description: 'The database, checked with one small read when asked.',
+  fields: (t) => ({
+    kind: t.field({ type: DatabaseKind, description: 'Which database it is.', resolve: (d) => d.kind }),
+    state: t.field({ type: DatabaseState, description: 'Whether it answered.', resolve: (d) => d.state }),
+    latencyMs: t.exposeFloat('latencyMs', { nullable: true, description: 'Milliseconds the read took; null when it did not answer.' }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why it is unavailable; null when it answered.' }),
+  }),
 });
 
 const Health = builder.objectRef<HealthReport>('Health').implement({
@@ -51,6 +78,11 @@ const Health = builder.objectRef<HealthReport>('Health').implement({
       resolve: (h) => h.redis,
     }),
     embedding: t.field({ type: EmbeddingModel, description: 'The embedding model: source, dimensions, state.', resolve: (h) => h.embedding }),
+    database: t.field({
+      type: DatabaseHealth,
+      description: 'The database (SQLite or PostgreSQL), checked with one small read.',
+      resolve: (_h, _a, { services }) => services.datasets.database(),
+    }),
   }),
 });
 

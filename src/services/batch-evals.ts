@@ -1,12 +1,12 @@
 import { ContextOverflowError, GenerationCancelledError } from '../engine/errors.js';
 import { AppError, invalidRequest, notFound, serviceUnavailable } from '../errors.js';
 import type { Log } from '../observability/log.js';
-import { itemCursor, itemPosition, keysetPage } from '../storage/cursor.js';
-import type { BatchItem, BatchParams, BatchRun, BatchStatus, FailureReason, Storage } from '../storage/types.js';
+import { cursorCodec, itemCursor, itemPosition, keysetPage } from '../storage/cursor.js';
+import { BATCH_STATUSES, type BatchItem, type BatchParams, type BatchRun, type BatchStatus, type FailureReason, type Storage } from '../storage/types.js';
 import type { RequestContext } from './context.js';
 import type { EvalRecordData } from './datasets/validate.js';
 import { isExpected, publicError } from './errors.js';
-import type { StartBatchRequest } from './evaluation-schema.js';
+import type { BatchListQuery, StartBatchRequest } from './evaluation-schema.js';
 import { toScoreRecords, type Scorer } from './evaluation.js';
 import { newId } from './ids.js';
 import type { ModelHost } from './model-host.js';
@@ -28,6 +28,11 @@ export interface BatchDispatch {
   enqueue(batchId: string, records: Array<{ index: number; recordId: string }>): Promise<void>;
   cancel(batchId: string, indexes: number[]): Promise<void>;
 }
+
+/** Batch runs, newest first: (created_at desc, id desc), like datasets. */
+export const batchRunCursor = cursorCodec({ createdAt: 'time', id: 'id' });
+/** A run's position in that order: where a page that ends with it continues. */
+export const batchRunPosition = (r: { createdAt: string; id: string }) => ({ createdAt: r.createdAt, id: r.id });
 
 export interface BatchSummary {
   meanScores: Record<string, number | null>;
@@ -162,6 +167,22 @@ export class BatchEvalService {
     const run = await this.storage.batches.get(id);
     if (!run) throw notFound(`batch evaluation ${id} not found`, { batch_eval_id: id });
     return run;
+  }
+
+  /**
+   * Runs, newest first, a page at a time, optionally of one status or
+   * dataset. Paged in memory over the stored runs (one row each, no items):
+   * runs are few next to their records.
+   */
+  async list({ status, dataset_id: datasetId, limit, cursor }: BatchListQuery): Promise<Page<BatchRun>> {
+    const after = cursor === undefined ? null : batchRunCursor.decode(cursor);
+    const newestFirst = (a: { createdAt: string; id: string }, b: { createdAt: string; id: string }) =>
+      a.createdAt === b.createdAt ? (a.id < b.id ? 1 : a.id > b.id ? -1 : 0) : a.createdAt < b.createdAt ? 1 : -1;
+    const runs = (await this.storage.batches.listByStatus(status ? [status] : [...BATCH_STATUSES]))
+      .filter((r) => datasetId === undefined || r.datasetId === datasetId)
+      .filter((r) => after === null || newestFirst(r, after) > 0)
+      .sort(newestFirst);
+    return keysetPage(runs.slice(0, limit + 1), limit, (r) => r, batchRunCursor, batchRunPosition);
   }
 
   async cancel(id: string): Promise<BatchRun> {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { JUDGES } from '../storage/types.js';
+import { BATCH_STATUSES, JUDGES } from '../storage/types.js';
 import { int, number, oneOf, optionalText, requestBody, seed, text, typeError } from './fields.js';
-import { PageQuerySchema } from './paging.js';
+import { pageFields, PageQuerySchema } from './paging.js';
 import { CRITERIA, DEFAULT_CRITERION } from './scoring/criteria.js';
 
 /** The longest prompt, response, reference or context a request may carry (contract section 3). */
@@ -50,3 +50,11 @@ export const DistributionQuerySchema = z.object({
 
 /** GET /v1/batch-evals/{id}/failures: a page of records that did not pass. */
 export const FailuresQuerySchema = PageQuerySchema;
+
+/** GraphQL `batchEvals`: the runs, newest first, with optional filters and a page. */
+export const BatchListSchema = z.object({
+  status: oneOf('status', BATCH_STATUSES).optional(),
+  dataset_id: text('dataset_id', 256).optional(),
+  ...pageFields,
+});
+export type BatchListQuery = z.infer<typeof BatchListSchema>;

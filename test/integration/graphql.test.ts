@@ -140,6 +140,46 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('GraphQL with stories2
     expect(last.result.response).toBe(plain.json.data.chat.response);
   });
 
+  it("the web console's reads: a dataset's records, batch evaluations newest first, the database in health", async () => {
+    const records = ['Once upon a time', 'Tom had a red ball', 'The sun was hot'].map((prompt, i) => ({ record_id: `r${i}`, input: { prompt } }));
+    const created = await gql(server.url, 'mutation($input: CreateDatasetInput!) { createDataset(input: $input) { dataset { datasetId } } }', {
+      input: { name: 'console reads', type: 'EVAL_SET', records },
+    });
+    const datasetId: string = created.json.data.createDataset.dataset.datasetId;
+    const recordsQuery = `query($id: String!, $after: String) { dataset(id: $id) { records(first: 2, after: $after) {
+      nodes { index recordId data } pageInfo { hasNextPage endCursor } } } }`;
+    const first = (await gql(server.url, recordsQuery, { id: datasetId })).json.data.dataset.records;
+    expect(first.nodes.map((n: any) => [n.index, n.recordId])).toEqual([[0, 'r0'], [1, 'r1']]);
+    expect(first.nodes[0].data).toMatchObject({ record_id: 'r0', input: { prompt: 'Once upon a time' } });
+    expect(first.pageInfo.hasNextPage).toBe(true);
+    const second = (await gql(server.url, recordsQuery, { id: datasetId, after: first.pageInfo.endCursor })).json.data.dataset.records;
+    expect(second.nodes.map((n: any) => n.recordId)).toEqual(['r2']);
+    expect(second.pageInfo.hasNextPage).toBe(false);
+
+    const start = 'mutation($input: StartBatchEvalInput!) { startBatchEval(input: $input) { batchEvalId } }';
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await gql(server.url, start, { input: { datasetId, criteria: ['CLARITY'], maxNewTokens: 2 } });
+      expect(r.json.errors).toBeUndefined();
+      ids.push(r.json.data.startBatchEval.batchEvalId);
+    }
+    const list = `query($after: String, $datasetId: String, $status: BatchStatus) { batchEvals(first: 1, after: $after, datasetId: $datasetId, status: $status) {
+      nodes { batchEvalId datasetId } pageInfo { hasNextPage endCursor } } }`;
+    const page1 = (await gql(server.url, list, { datasetId })).json.data.batchEvals;
+    expect(page1.nodes.map((n: any) => n.batchEvalId)).toEqual([ids[1]]);
+    expect(page1.pageInfo.hasNextPage).toBe(true);
+    const page2 = (await gql(server.url, list, { datasetId, after: page1.pageInfo.endCursor })).json.data.batchEvals;
+    expect(page2.nodes.map((n: any) => n.batchEvalId)).toEqual([ids[0]]);
+    expect(page2.pageInfo.hasNextPage).toBe(false);
+    expect((await gql(server.url, list, { datasetId: 'ds_none' })).json.data.batchEvals.nodes).toEqual([]);
+    const bad = await gql(server.url, list, { after: 'nope' });
+    expect(bad.json.errors[0].extensions.code).toBe('invalid_request');
+
+    const health = (await gql(server.url, '{ health { database { kind state latencyMs reason } } }')).json.data.health;
+    expect(health.database).toMatchObject({ kind: 'SQLITE', state: 'OK', reason: null });
+    expect(health.database.latencyMs).toBeGreaterThanOrEqual(0);
+  });
+
   it('GraphiQL loads in a browser without a key', async () => {
     const r = await fetch(`${server.url}/graphql`, { headers: { accept: 'text/html' } });
     expect(r.status).toBe(200);

@@ -26,6 +26,8 @@ import type { BatchItem, BatchRun, Dataset, EvalRun, RagIndex, ScoreRecord } fro
 const DIFFERENCES: Record<string, { restOnly?: string[]; graphqlOnly?: string[] }> = {
   // GraphQL reaches the run's result, distribution and failures from the run; REST has a route for each.
   BatchEval: { graphqlOnly: ['result', 'distribution', 'failures'] },
+  // GraphQL pages a dataset's records from the dataset (the web console's record view); REST has no records route.
+  Dataset: { graphqlOnly: ['records'] },
   // Single figures that REST nests in an object of their own (rate_limit.rejections, model.load_seconds).
   Metrics: { restOnly: ['rateLimit', 'model'], graphqlOnly: ['rateLimitRejections', 'modelLoadSeconds'] },
   // OpenAI's `object` tags; GraphQL offers both encodings of a vector as fields (REST picks one with encoding_format).

@@ -105,6 +105,8 @@ describe('statuses are enums built from their one list', () => {
     ['ChatStreamEvent', 'phase', 'ChatPhase'],
     ['Health', 'status', 'HealthStatus'],
     ['Health', 'redis', 'RedisState'],
+    ['DatabaseHealth', 'kind', 'DatabaseKind'],
+    ['DatabaseHealth', 'state', 'DatabaseState'],
     ['Model', 'state', 'ModelState'],
     ['Model', 'graph', 'ModelGraph'],
     ['Score', 'criterion', 'Criterion'],
@@ -123,7 +125,7 @@ describe('paged lists', () => {
   const connections = Object.values(schema.getTypeMap()).filter((t): t is GraphQLObjectType => isObjectType(t) && t.name.endsWith('Connection'));
 
   it('every connection has the one relay shape, and is paged forward by first and after only', () => {
-    expect(connections.map((c) => c.name).sort()).toEqual(['BatchFailureConnection', 'DatasetConnection', 'RagIndexConnection']);
+    expect(connections.map((c) => c.name).sort()).toEqual(['BatchEvalConnection', 'BatchFailureConnection', 'DatasetConnection', 'DatasetRecordConnection', 'RagIndexConnection']);
     for (const c of connections) {
       const fields = c.getFields();
       expect(Object.keys(fields)).toEqual(expect.arrayContaining(['edges', 'nodes', 'pageInfo']));
@@ -134,7 +136,7 @@ describe('paged lists', () => {
     const listFields = Object.values(schema.getTypeMap())
       .filter((t): t is GraphQLObjectType => isObjectType(t) && !t.name.startsWith('__'))
       .flatMap((t) => Object.values(t.getFields()).filter((f) => getNamedType(f.type).name.endsWith('Connection')));
-    expect(listFields.map((f) => f.name).sort()).toEqual(['datasets', 'failures', 'ragIndexes']);
+    expect(listFields.map((f) => f.name).sort()).toEqual(['batchEvals', 'datasets', 'failures', 'ragIndexes', 'records']);
     for (const f of listFields) expect(f.args.map((a) => a.name)).toEqual(expect.arrayContaining(['first', 'after']));
     for (const f of listFields) expect(f.args.map((a) => a.name)).not.toEqual(expect.arrayContaining(['last']));
     for (const f of listFields) expect(f.args.map((a) => a.name)).not.toEqual(expect.arrayContaining(['before']));

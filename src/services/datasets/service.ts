@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { AppError, invalidRequest, notFound } from '../../errors.js';
-import { DATASET_STATUSES, DATASET_TYPES, type Dataset, type DatasetType, type Storage } from '../../storage/types.js';
+import { itemCursor, itemPosition, keysetPage } from '../../storage/cursor.js';
+import { DATASET_STATUSES, DATASET_TYPES, type Dataset, type DatasetRecord, type DatasetType, type Storage } from '../../storage/types.js';
 import { oneOf } from '../fields.js';
 import { newId } from '../ids.js';
-import { pageFields, type Page } from '../paging.js';
+import { pageFields, type Page, type PageQuery } from '../paging.js';
 import { DATASET_LIMITS as L } from './limits.js';
 import { formatOf, parseFile, type FileFormat, type ParsedFile } from './parse.js';
 import { badEncoding, byteLength, nestedDeeperThan, validateRecords, type RecordError } from './validate.js';
@@ -65,6 +66,19 @@ export interface CreatedDataset {
   /** How many records were rejected in all. */
   rejectedRecords: number;
 }
+
+/** The database datasets, evaluations and batch runs live in, as the health report shows it. */
+export interface DatabaseReport {
+  kind: Storage['kind'];
+  /** ok: a read answered within DATABASE_PROBE_MS; unavailable: it failed or took longer. */
+  state: 'ok' | 'unavailable';
+  /** Milliseconds the read took; null when it did not answer in time. */
+  latencyMs: number | null;
+  reason: string | null;
+}
+
+/** How long the database's health read may take before it counts as unavailable. */
+export const DATABASE_PROBE_MS = 2000;
 
 /** Record errors echoed in a response are capped; the count is always exact. */
 export const MAX_REPORTED_ERRORS = 1000;
@@ -140,6 +154,33 @@ export class DatasetService {
     const d = await this.storage.datasets.get(id);
     if (!d) throw notFound(`dataset ${id} not found`, { dataset_id: id });
     return d;
+  }
+
+  /** The database: one small read (a page of one dataset), timed. */
+  async database(): Promise<DatabaseReport> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.storage.datasets.list({ limit: 1 }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${DATABASE_PROBE_MS} ms`)), DATABASE_PROBE_MS);
+        }),
+      ]);
+      return { kind: this.storage.kind, state: 'ok', latencyMs: Math.round((performance.now() - started) * 10) / 10, reason: null };
+    } catch (err) {
+      return { kind: this.storage.kind, state: 'unavailable', latencyMs: null, reason: err instanceof Error ? err.message : String(err) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A dataset's accepted records in upload order, a page at a time (not_found for an unknown dataset). */
+  async records(id: string, { limit, cursor }: PageQuery): Promise<Page<DatasetRecord>> {
+    await this.get(id);
+    const after = cursor === undefined ? -1 : itemCursor.decode(cursor).index;
+    const rows = await this.storage.datasets.records(id, after, limit + 1);
+    return keysetPage(rows, limit, (r) => r, itemCursor, itemPosition);
   }
 
   /** A page of datasets, newest first. */

@@ -14,7 +14,11 @@ import { ModelHost } from './services/model-host.js';
 import { EmbeddingHost } from './services/embeddings/host.js';
 import { checkEmbeddingModelPath, EmbeddingSourceError, loadEmbeddings } from './services/embeddings/loader.js';
 import { VERSION } from './version.js';
-import { BatchQueue, BatchWorker, type QueueConnection } from './jobs/batch-queue.js';
+import { BATCH_QUEUE, type BatchJobData } from './jobs/batch-queue.js';
+import type { QueueConnection } from './jobs/connection.js';
+import { JobQueues } from './jobs/queues.js';
+import { JobWorker } from './jobs/job-worker.js';
+import { RAG_QUEUE, type RagJobData } from './jobs/rag-queue.js';
 import { buildWorkerApp } from './jobs/worker-app.js';
 import { ProgressEvents } from './services/progress-events.js';
 
@@ -56,15 +60,16 @@ async function main(): Promise<void> {
   // Split roles share jobs through BullMQ on Redis (keys under REDIS_KEY_PREFIX).
   const queueConn: QueueConnection | null =
     config.jobQueue && config.redisUrl ? { redisUrl: config.redisUrl, prefix: `${config.redisKeyPrefix}:bull` } : null;
-  // Both split roles read the queue's counts (metrics, /v1/health); only an API replica enqueues.
-  const batchQueue = queueConn ? new BatchQueue(queueConn, config.jobs) : null;
-  if (batchQueue) metrics.watchQueues(batchQueue);
+  // Both split roles read the queues' counts (metrics, /v1/health); only an API replica enqueues.
+  const queues = queueConn ? new JobQueues(queueConn, config.jobs) : null;
+  if (queues) metrics.watchQueues(queues);
   // Batch progress reaches subscribers on every replica through Redis in split roles; in process otherwise.
   const progressEvents = new ProgressEvents(queueConn ? { url: queueConn.redisUrl, keyPrefix: config.redisKeyPrefix } : undefined);
   const services = buildServices({
     progressEvents,
-    batchDispatch: config.role === 'api' ? batchQueue : null,
-    queues: batchQueue,
+    batchDispatch: config.role === 'api' ? queues?.batch ?? null : null,
+    ragDispatch: config.role === 'api' ? queues?.rag ?? null : null,
+    queues,
     host,
     embeddingHost,
     storage,
@@ -78,18 +83,39 @@ async function main(): Promise<void> {
     chatCache: { ttlSeconds: config.chatCacheTtlSeconds, maxEntries: config.chatCacheMaxEntries },
   });
   const worker = config.role === 'worker';
-  const batchWorker =
+  const jobWorkers =
     queueConn && worker
-      ? new BatchWorker(
-          queueConn,
-          // Concurrency matches the engine's batch, so records of a run decode together.
-          { ...config.jobs, concurrency: config.maxBatchSize },
-          (job, attempt, last, signal) => services.batchEvals.processQueuedRecord(job, attempt, last, signal),
-          (job, err) => services.batchEvals.giveUpQueuedRecord(job, err),
-          log,
-          metrics,
-        )
-      : null;
+      ? [
+          new JobWorker<BatchJobData>(
+            queueConn,
+            {
+              ...config.jobs,
+              queue: BATCH_QUEUE,
+              // Concurrency matches the engine's batch, so records of a run decode together.
+              concurrency: config.maxBatchSize,
+              ownerOf: (job) => job.batchId,
+              handler: (job, attempt, last, signal) => services.batchEvals.processQueuedRecord(job, attempt, last, signal),
+              onGaveUp: (job, err) => services.batchEvals.giveUpQueuedRecord(job, err),
+            },
+            log,
+            metrics,
+          ),
+          new JobWorker<RagJobData>(
+            queueConn,
+            {
+              ...config.jobs,
+              queue: RAG_QUEUE,
+              // Two groups at a time, each with its documents' embed calls in flight: the embedder batches across them.
+              concurrency: 2,
+              ownerOf: (job) => job.indexId,
+              handler: (job, _attempt, last, signal) => services.rag.processJob(job, last, signal),
+              onGaveUp: (job, err) => services.rag.giveUpJob(job, err),
+            },
+            log,
+            metrics,
+          ),
+        ]
+      : [];
   if (!worker) {
     // Runs a crash or restart left behind go on where they stopped (they wait for the model).
     void services.batchEvals.resumeAll().catch((err: unknown) => log.error({ err }, 'resuming batch evaluations failed'));
@@ -119,7 +145,7 @@ async function main(): Promise<void> {
     log.info({ signal, grace_seconds: config.shutdownGraceSeconds, role: config.role }, 'shutting down: draining in-flight requests');
     services.health.drain();
     // A worker stops taking jobs and finishes its active ones within the grace period (the rest go to another worker).
-    const jobsDone = batchWorker ? batchWorker.close(config.shutdownGraceSeconds * 1000) : Promise.resolve();
+    const jobsDone = Promise.all(jobWorkers.map((w) => w.close(config.shutdownGraceSeconds * 1000)));
     // Batch runs stop taking records; they stay `running` in storage and resume at the next start.
     void services.batchEvals.stop();
     // Index builds too: they stay `processing` and resume from their last stored document.
@@ -133,7 +159,7 @@ async function main(): Promise<void> {
       clearInterval(idleSweep);
       log.info({ reason }, 'closing storage and model');
       void jobsDone
-        .then(() => Promise.allSettled([storage.close(), host.engine?.close(), embeddingHost.close(), services.redis?.close(), batchQueue?.close(), progressEvents.close()]))
+        .then(() => Promise.allSettled([storage.close(), host.engine?.close(), embeddingHost.close(), services.redis?.close(), queues?.close(), progressEvents.close()]))
         .finally(() => {
         log.info('bye');
         process.exit(0);

@@ -28,7 +28,7 @@ export interface EmbeddingMetricsSource {
   readonly queueDepth: number;
 }
 
-/** Job counts of the queues (src/jobs/batch-queue.ts BatchQueue), read at scrape time; null when unreadable. */
+/** Job counts of the queues (src/jobs/queues.ts JobQueues), read at scrape time; null when unreadable. */
 export interface QueueMetricsSource {
   counts(): Promise<Record<string, Record<string, number>> | null>;
 }

@@ -235,3 +235,14 @@ builder.mutationField('deleteRagIndex', (t) =>
     },
   }),
 );
+
+builder.subscriptionField('ragIndexProgress', (t) =>
+  t.field({
+    type: RagIndexRef,
+    description:
+      "A RAG index build's progress: the index now, then each change (documents stored, status), until the build ends; on any replica, whichever process (or worker) builds it.",
+    args: { id: t.arg.id({ required: true, description: 'The index id (`ri_…`).' }) },
+    subscribe: (_r, { id }, { ctx, services }) => services.rag.watch(String(id), ctx.signal),
+    resolve: (index) => index,
+  }),
+);

@@ -12,6 +12,7 @@ import { HealthService, type QueueCountsSource } from './health.js';
 import type { ModelHost } from './model-host.js';
 import { RagAnswerService } from './rag/answers.js';
 import { RagService } from './rag/service.js';
+import type { BuildDispatch } from './rag/index-builder.js';
 import type { ProgressEvents } from './progress-events.js';
 import { RateLimiter } from './rate-limit.js';
 import { SharedRedis } from './redis.js';
@@ -64,7 +65,9 @@ export function buildServices(opts: {
   chatCache?: { ttlSeconds: number; maxEntries: number };
   /** ROLE=api: batch runs are enqueued here instead of run in this process. */
   batchDispatch?: BatchDispatch | null;
-  /** Batch progress events (Redis pub/sub in split roles, else in process). */
+  /** ROLE=api: RAG index builds are prepared here and queued for the workers. */
+  ragDispatch?: BuildDispatch | null;
+  /** Batch and index progress events (Redis pub/sub in split roles, else in process). */
   progressEvents?: ProgressEvents;
   /** The job queues' counts, for /v1/health (split roles only). */
   queues?: QueueCountsSource | null;
@@ -85,7 +88,10 @@ export function buildServices(opts: {
         })
       : null;
   // Index builds embed through the embedding host's batcher, beside live /v1/embeddings traffic.
-  const rag = new RagService(opts.storage, opts.embeddingHost, opts.log);
+  const rag = new RagService(opts.storage, opts.embeddingHost, opts.log, {
+    dispatch: opts.ragDispatch ?? null,
+    ...(opts.progressEvents ? { events: opts.progressEvents } : {}),
+  });
   return {
     host: opts.host,
     auth: new Authenticator(opts.apiKeys),

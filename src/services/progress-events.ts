@@ -2,7 +2,7 @@ import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub, type PubSub, type PubSubEventTarget } from '@graphql-yoga/subscription';
 import { Redis } from 'ioredis';
 
-/** What an event says: which run changed. Subscribers read the run itself from storage, so every replica agrees. */
+/** What an event says: which run (or index) changed. Subscribers read it from storage, so every replica agrees. */
 export interface ProgressPing {
   id: string;
 }
@@ -10,18 +10,21 @@ export interface ProgressPing {
 type Topics = Record<string, [id: string, payload: ProgressPing]>;
 
 /**
- * "This run changed" events: in process memory by default; across every
- * replica and worker through Redis pub/sub (@graphql-yoga/redis-event-target)
- * when `redis` is given (split roles). The channel is
- * `<REDIS_KEY_PREFIX>:batch-eval-progress:<id>`.
+ * "This batch run / RAG index changed" events: in process memory by default;
+ * across every replica and worker through Redis pub/sub
+ * (@graphql-yoga/redis-event-target) when `redis` is given (split roles).
+ * The channels are `<REDIS_KEY_PREFIX>:batch-eval-progress:<id>` and
+ * `<REDIS_KEY_PREFIX>:rag-index-progress:<id>`.
  */
 export class ProgressEvents {
   private readonly pubsub: PubSub<Topics>;
   private readonly clients: Redis[] = [];
   private readonly topic: string;
+  private readonly ragTopic: string;
 
   constructor(redis?: { url: string; keyPrefix: string }) {
     this.topic = redis ? `${redis.keyPrefix}:batch-eval-progress` : 'batch-eval-progress';
+    this.ragTopic = redis ? `${redis.keyPrefix}:rag-index-progress` : 'rag-index-progress';
     if (redis) {
       const publishClient = new Redis(redis.url);
       const subscribeClient = new Redis(redis.url);
@@ -44,6 +47,15 @@ export class ProgressEvents {
   /** Events for one run until the iterator is returned. */
   watchBatch(id: string): AsyncIterableIterator<ProgressPing> {
     return this.pubsub.subscribe(this.topic, id) as unknown as AsyncIterableIterator<ProgressPing>;
+  }
+
+  ragChanged(id: string): void {
+    this.pubsub.publish(this.ragTopic, id, { id });
+  }
+
+  /** Events for one index until the iterator is returned. */
+  watchRag(id: string): AsyncIterableIterator<ProgressPing> {
+    return this.pubsub.subscribe(this.ragTopic, id) as unknown as AsyncIterableIterator<ProgressPing>;
   }
 
   async close(): Promise<void> {

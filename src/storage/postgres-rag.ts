@@ -24,7 +24,7 @@ import {
   type RagIndexRow,
   type RowMappers,
 } from './rows.js';
-import type { MetadataFilter, RagDocument, RagRepository, StoredVector } from './types.js';
+import type { MetadataFilter, RagDocument, RagIndexStatus, RagRepository, StoredVector } from './types.js';
 
 type PgColumns = { json: unknown; time: Date; bool: boolean };
 
@@ -63,12 +63,18 @@ function filterParam(filter: MetadataFilter | undefined): string | null {
 
 export function postgresRagRepository(pool: pg.Pool, t: RagTables, rows: RowMappers<PgColumns>): RagRepository {
   const { toRagIndex, toRagChunk } = rows;
-  const update = async (q: pg.Pool | pg.PoolClient, id: string, patch: Parameters<RagRepository['updateIndex']>[1]) => {
+  const update = async (
+    q: pg.Pool | pg.PoolClient,
+    id: string,
+    patch: Parameters<RagRepository['updateIndex']>[1],
+    onlyIfStatus?: readonly RagIndexStatus[],
+  ) => {
     const sets = ragIndexPatch(patch);
+    const only = onlyIfStatus ? ` AND status = ANY($${sets.length + 2}::text[])` : '';
     const { rows: found } = await q.query<RagIndexRow<PgColumns>>(
       `UPDATE ${t.indexes} SET ${sets.map(([column], i) => `${column} = $${i + 1}`).join(', ')}
-       WHERE id = $${sets.length + 1} RETURNING *`,
-      [...sets.map(([, value]) => value), id],
+       WHERE id = $${sets.length + 1}${only} RETURNING *`,
+      [...sets.map(([, value]) => value), id, ...(onlyIfStatus ? [[...onlyIfStatus]] : [])],
     );
     return found[0] ? toRagIndex(found[0]) : null;
   };
@@ -120,8 +126,8 @@ export function postgresRagRepository(pool: pg.Pool, t: RagTables, rows: RowMapp
       );
       return found.map(toRagIndex);
     },
-    async updateIndex(id, patch) {
-      return update(pool, id, patch);
+    async updateIndex(id, patch, onlyIfStatus) {
+      return update(pool, id, patch, onlyIfStatus);
     },
     async resetIndex(id, patch) {
       return inTransaction(pool, async (c) => {

@@ -18,7 +18,7 @@ import {
   type RagIndexRow,
   type RowMappers,
 } from './rows.js';
-import type { MetadataFilter, RagDocument, RagRepository, StoredVector } from './types.js';
+import type { MetadataFilter, RagDocument, RagIndexStatus, RagRepository, StoredVector } from './types.js';
 
 type SqliteColumns = { json: string; time: string; bool: number };
 
@@ -150,11 +150,13 @@ export function sqliteRagRepository(db: BetterSqlite3.Database, rows: RowMappers
     return stmt;
   };
 
-  const update = (id: string, patch: Parameters<RagRepository['updateIndex']>[1]) => {
+  const update = (id: string, patch: Parameters<RagRepository['updateIndex']>[1], onlyIfStatus?: readonly RagIndexStatus[]) => {
     const sets = ragIndexPatch(patch);
-    const row = prepared(`UPDATE rag_indexes SET ${sets.map(([column]) => `${column} = ?`).join(', ')} WHERE id = ? RETURNING *`).get(
+    const only = onlyIfStatus ? ` AND status IN (${onlyIfStatus.map(() => '?').join(', ')})` : '';
+    const row = prepared(`UPDATE rag_indexes SET ${sets.map(([column]) => `${column} = ?`).join(', ')} WHERE id = ?${only} RETURNING *`).get(
       ...sets.map(([, value]) => value),
       id,
+      ...(onlyIfStatus ?? []),
     ) as RagIndexRow<SqliteColumns> | undefined;
     return row ? toRagIndex(row) : null;
   };
@@ -215,8 +217,8 @@ export function sqliteRagRepository(db: BetterSqlite3.Database, rows: RowMappers
       ) as RagIndexRow<SqliteColumns>[];
       return found.map(toRagIndex);
     },
-    async updateIndex(id, patch) {
-      return update(id, patch);
+    async updateIndex(id, patch, onlyIfStatus) {
+      return update(id, patch, onlyIfStatus);
     },
     async resetIndex(id, patch) {
       return reset.immediate(id, patch);

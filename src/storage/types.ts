@@ -323,10 +323,15 @@ export interface RagRepository {
   listIndexes(query: RagIndexListQuery): Promise<Page<RagIndex>>;
   /** Indexes in these states, oldest first (e.g. to resume `processing` ones at start-up). */
   indexesByStatus(statuses: RagIndexStatus[]): Promise<RagIndex[]>;
-  /** Updates status, model, error and times; returns the updated index (null if missing). updated_at always moves. */
+  /**
+   * Updates status, model, error and times; returns the updated index (null
+   * if missing, or if `onlyIfStatus` is given and the index's status is not
+   * one of them: a compare-and-set, so two processes cannot both end a build).
+   */
   updateIndex(
     id: string,
     patch: Partial<Pick<RagIndex, 'status' | 'embeddingModel' | 'embeddingDimensions' | 'fusion' | 'error' | 'startedAt' | 'completedAt' | 'updatedAt'>>,
+    onlyIfStatus?: readonly RagIndexStatus[],
   ): Promise<RagIndex | null>;
   /**
    * Starts an index over: forgets every document's outcome and zeroes the

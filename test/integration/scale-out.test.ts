@@ -21,6 +21,13 @@ const records = (n: number) =>
     expected: { required_criteria: ['accuracy'] },
   }));
 
+/** Documents for an index: each names its own widget, so a search can find exactly one. */
+const corpus = (n: number, tag: string) =>
+  Array.from({ length: n }, (_, i) => ({
+    doc_id: `${tag}-${i}`,
+    text: Array.from({ length: 6 }, (_, j) => `Paragraph ${j} of ${tag} document ${i} mentions widget${i} and gadget${j}.`).join('\n\n'),
+  }));
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const get = async (url: string, p: string) => {
   const r = await fetch(url + p, { headers: authHeaders });
@@ -105,10 +112,13 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
 
   it('queue counts in /v1/health and in Prometheus', async () => {
     const h = await get(a.url, '/v1/health');
-    expect(h.json.queues).toEqual({ 'batch-records': { waiting: expect.any(Number), active: expect.any(Number), completed: expect.any(Number), failed: expect.any(Number), delayed: expect.any(Number) } });
+    const counts = { waiting: expect.any(Number), active: expect.any(Number), completed: expect.any(Number), failed: expect.any(Number), delayed: expect.any(Number), stalled: expect.any(Number) };
+    expect(h.json.queues).toEqual({ 'batch-records': counts, 'rag-builds': counts });
     const text = await (await fetch(`${w2.url}/metrics`)).text();
-    for (const state of ['waiting', 'active', 'completed', 'failed', 'delayed']) {
-      expect(text).toContain(`job_queue_jobs{queue="batch-records",state="${state}"}`);
+    for (const queue of ['batch-records', 'rag-builds']) {
+      for (const state of ['waiting', 'active', 'completed', 'failed', 'delayed']) {
+        expect(text).toContain(`job_queue_jobs{queue="${queue}",state="${state}"}`);
+      }
     }
   });
 
@@ -166,9 +176,67 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('scale-out: API replic
     // The surviving worker timed its jobs.
     const text = await (await fetch(`${w2.url}/metrics`)).text();
     expect(text).toMatch(/job_duration_seconds_count\{queue="batch-records",outcome="completed"\} [1-9]/);
-    // ...and found the killed worker's jobs stalled and took them up again.
+    // ...and found the killed worker's jobs stalled and took them up again; /v1/health counts them for every worker.
     expect(text).toMatch(/job_queue_stalled_total\{queue="batch-records"\} [1-9]/);
+    expect((await get(b.url, '/v1/health')).json.queues['batch-records'].stalled).toBeGreaterThanOrEqual(1);
   }, 240_000);
+
+  it('a RAG index uploaded on A is built by the workers: progress on B to READY, one outcome per document, searchable on B', async () => {
+    const up = await postJson(`${a.url}/v1/datasets`, { name: 'corpus', type: 'rag_corpus', records: corpus(120, 'queued') });
+    expect(up.status, up.text).toBe(201);
+    const id = up.json.index_id;
+    const subscribed = fetch(`${b.url}/graphql`, {
+      method: 'POST',
+      headers: { ...authHeaders, accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription P($id: ID!) { ragIndexProgress(id: $id) { status progress { total completed failed } } }',
+        variables: { id },
+      }),
+    }).then(readSse);
+    await waitFor('the index to be built', async () => (await get(a.url, `/v1/rag/indexes/${id}`)).json.status !== 'processing');
+    const index = (await get(b.url, `/v1/rag/indexes/${id}`)).json;
+    expect(index.status).toBe('ready');
+    expect(index.progress).toEqual({ total: 120, completed: 120, failed: 0 });
+    const docs = await db.query<{ n: string; distinct_idx: string }>('SELECT count(*) AS n, count(DISTINCT idx) AS distinct_idx FROM rag_documents WHERE index_id = $1', [id]);
+    expect(docs.rows[0]).toEqual({ n: '120', distinct_idx: '120' });
+    const chunks = await db.query<{ n: string }>('SELECT count(*) AS n FROM rag_chunks WHERE index_id = $1', [id]);
+    expect(Number(chunks.rows[0]!.n)).toBe(index.chunk_count);
+
+    // The jobs were a worker's (the API replicas only queued them).
+    const workerMetrics = await (await fetch(`${w2.url}/metrics`)).text();
+    expect(workerMetrics).toMatch(/job_duration_seconds_count\{queue="rag-builds",outcome="completed"\} [1-9]/);
+
+    const events = (await subscribed).filter((e) => e.event === 'next').map((e) => e.data.data.ragIndexProgress);
+    expect(events.at(-1)).toMatchObject({ status: 'READY', progress: { total: 120, completed: 120, failed: 0 } });
+    const seen = events.map((e) => e.progress.completed);
+    expect(new Set(seen).size).toBeGreaterThan(3);
+    expect(seen).toEqual([...seen].sort((x, y) => x - y));
+
+    // B loads the vectors the workers stored and answers from them.
+    const search = await postJson(`${b.url}/v1/rag/search`, { index_id: id, query: 'widget77', mode: 'lexical', top_k: 3 });
+    expect(search.status, search.text).toBe(200);
+    expect(search.json.results[0].doc_id).toBe('queued-77');
+    const hybrid = await postJson(`${b.url}/v1/rag/search`, { index_id: id, query: 'widget77 gadget3', top_k: 3 });
+    expect(hybrid.status, hybrid.text).toBe(200);
+  }, 240_000);
+
+  it('an index deleted on B while the workers build it: the build stops and nothing of it is left', async () => {
+    const up = await postJson(`${a.url}/v1/datasets`, { name: 'doomed', type: 'rag_corpus', records: corpus(400, 'doomed') });
+    expect(up.status, up.text).toBe(201);
+    const id = up.json.index_id;
+    await waitFor('the first documents', async () => (await get(a.url, `/v1/rag/indexes/${id}`)).json.progress.completed >= 10);
+    const del = await fetch(`${b.url}/v1/rag/indexes/${id}`, { method: 'DELETE', headers: authHeaders });
+    expect(del.status).toBe(200);
+    expect((await get(a.url, `/v1/rag/indexes/${id}`)).status).toBe(404);
+    await sleep(3000);
+    const left = await db.query<{ n: string }>(
+      'SELECT (SELECT count(*) FROM rag_chunks WHERE index_id = $1) + (SELECT count(*) FROM rag_documents WHERE index_id = $1) AS n',
+      [id],
+    );
+    expect(left.rows[0]!.n).toBe('0');
+    // The build's jobs are gone or end at once: the queue holds none of it waiting.
+    await waitFor('the queue to drain', async () => (await get(a.url, '/v1/health')).json.queues['rag-builds'].waiting === 0, 30_000);
+  }, 120_000);
 
   it('cancel from B stops a run started on A', async () => {
     const ds = await postJson(`${a.url}/v1/datasets`, { name: 'to cancel', type: 'eval_set', records: records(100) });

@@ -123,6 +123,10 @@ export function ragRepositoryTests(s: () => Storage): void {
     expect(await s().rag.getIndex(indexes[0]!.id)).toEqual(expected);
     expect(await s().rag.updateIndex(indexes[0]!.id, { fusion: null })).toMatchObject({ fusion: null });
     expect(await s().rag.updateIndex('ri_missing', { status: 'failed' })).toBeNull();
+    // Compare-and-set: a build that is no longer processing is not ended again.
+    expect(await s().rag.updateIndex(indexes[0]!.id, { status: 'failed', error: 'late' }, ['processing'])).toBeNull();
+    expect(await s().rag.getIndex(indexes[0]!.id)).toMatchObject({ status: 'ready', error: null });
+    expect(await s().rag.updateIndex(indexes[0]!.id, { status: 'failed', error: 'now' }, ['ready', 'processing'])).toMatchObject({ status: 'failed', error: 'now' });
   });
 
   it('stores documents with their chunks, moves the counters, and is idempotent per document', async () => {

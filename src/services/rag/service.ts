@@ -16,7 +16,8 @@ import { calibrateFusion } from './calibration.js';
 import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS } from './chunker.js';
 import { DenseIndexes } from './dense-indexes.js';
 import { NotACorpusError, RagDatasetNotFoundError, RagIndexNotFoundError, RagIndexNotReadyError } from './errors.js';
-import { IndexBuilder, type BuildLimits, type EmbedderSource } from './index-builder.js';
+import { IndexBuilder, type BuildDispatch, type BuildJob, type BuildLimits, type EmbedderSource } from './index-builder.js';
+import { ProgressEvents } from '../progress-events.js';
 import { lexicalOptions } from './lexical.js';
 import { Retriever, type Retrieval } from './retrieval.js';
 
@@ -40,12 +41,17 @@ export interface RagOptions {
   graphAbove?: number;
   /** Indexes with more chunks than this prune lexical search (LEXICAL_EXACT_MAX; benchmarks vary it). */
   lexicalExactMax?: number;
+  /** Queue mode (ROLE=api): builds are prepared here and run by workers (src/jobs/rag-queue.ts). */
+  dispatch?: BuildDispatch | null;
+  /** "This index changed" events (Redis pub/sub in split roles); in process by default. */
+  events?: ProgressEvents;
 }
 
 export class RagService implements CorpusIndexer {
   private readonly dense: DenseIndexes;
   private readonly builder: IndexBuilder;
   private readonly retriever: Retriever;
+  private readonly events: ProgressEvents;
 
   constructor(
     private readonly storage: Storage,
@@ -54,6 +60,7 @@ export class RagService implements CorpusIndexer {
     opts: RagOptions = {},
   ) {
     this.dense = new DenseIndexes(storage.rag, log, opts.graphAbove);
+    this.events = opts.events ?? new ProgressEvents();
     // A finished build loads its vectors (kept for searches: the stamp is the final completedAt) and calibrates its fusion.
     const finish = async (index: RagIndex, e: Embedder, signal: AbortSignal) => ({
       fusion: await calibrateFusion({
@@ -65,7 +72,8 @@ export class RagService implements CorpusIndexer {
         signal,
       }),
     });
-    this.builder = new IndexBuilder(storage, embedder, log, finish, (index) => this.dense.warm(index), opts.limits);
+    const hooks = { onReady: (index: RagIndex) => this.dense.warm(index), onProgress: (id: string) => this.events.ragChanged(id) };
+    this.builder = new IndexBuilder(storage, embedder, log, finish, hooks, opts.limits, opts.dispatch ?? null);
     this.retriever = new Retriever(storage.rag, this.dense, embedder, opts.lexicalExactMax);
   }
 
@@ -90,7 +98,7 @@ export class RagService implements CorpusIndexer {
     );
     if (!same) return this.create(dataset, options);
     if (same.status === 'processing') return same;
-    await this.builder.cancel(same.id);
+    await this.builder.cancel(same);
     this.dense.drop(same.id);
     const now = new Date().toISOString();
     const reset = await this.storage.rag.resetIndex(same.id, {
@@ -102,6 +110,7 @@ export class RagService implements CorpusIndexer {
       updatedAt: now,
     });
     if (!reset) throw new RagIndexNotFoundError({ indexId: same.id });
+    this.events.ragChanged(reset.id);
     this.builder.launch(reset);
     return reset;
   }
@@ -124,13 +133,61 @@ export class RagService implements CorpusIndexer {
 
   /** Deletes an index with its chunks; a build under way stops first. */
   async delete(id: string): Promise<void> {
-    await this.get(id);
-    await this.remove(id);
+    await this.remove(await this.get(id));
+  }
+
+  /**
+   * An index's progress: the index now, then each change (documents stored,
+   * status) until its build ends; on any replica, whichever process builds
+   * it (events through Redis in split roles). Also re-read every `recheckMs`,
+   * so a lost event only delays an update.
+   */
+  async *watch(id: string, signal: AbortSignal, recheckMs = 2000): AsyncGenerator<RagIndex> {
+    const events = this.events.watchRag(id);
+    // Listening starts with the first next(), before the first read: no change falls between.
+    let next = events.next();
+    const stop = new Promise<'stop'>((r) => signal.addEventListener('abort', () => r('stop'), { once: true }));
+    try {
+      let last = '';
+      for (;;) {
+        const index = await this.get(id);
+        const key = `${index.status}:${index.documentsIndexed}:${index.documentsFailed}:${index.chunkCount}:${index.startedAt}`;
+        if (key !== last) {
+          last = key;
+          yield index;
+        }
+        if (index.status !== 'processing') return;
+        let timer: NodeJS.Timeout | undefined;
+        const woke = await Promise.race([next.then(() => 'event' as const), stop, new Promise<'recheck'>((r) => (timer = setTimeout(() => r('recheck'), recheckMs)))]);
+        clearTimeout(timer);
+        if (woke === 'stop' || signal.aborted) return;
+        if (woke === 'event') next = events.next();
+      }
+    } finally {
+      void events.return?.();
+    }
+  }
+
+  /**
+   * A queued build job (ROLE=worker). A finished build's vectors, loaded to
+   * calibrate its fusion, are not kept: a worker answers no searches.
+   */
+  async processJob(job: BuildJob, last: boolean, signal: AbortSignal): Promise<void> {
+    try {
+      await this.builder.processJob(job, last, signal);
+    } finally {
+      if (job.kind === 'finish') this.dense.drop(job.indexId);
+    }
+  }
+
+  /** A queued build job the queue gave up on (ROLE=worker). */
+  giveUpJob(job: BuildJob, err: Error): Promise<void> {
+    return this.builder.giveUp(job, err.message.includes('stalled') ? 'the worker building it stopped too often' : 'indexing failed');
   }
 
   /** Before a dataset is deleted: its indexes go, chunk batch by chunk batch (CorpusIndexer). */
   async deleteIndexesOf(datasetId: string): Promise<void> {
-    for (const index of await this.indexesOf(datasetId)) await this.remove(index.id);
+    for (const index of await this.indexesOf(datasetId)) await this.remove(index);
   }
 
   /**
@@ -205,12 +262,14 @@ export class RagService implements CorpusIndexer {
     return index;
   }
 
-  private async remove(id: string): Promise<void> {
-    await this.builder.cancel(id);
+  private async remove(index: RagIndex): Promise<void> {
+    const id = index.id;
+    await this.builder.cancel(index);
     this.dense.drop(id);
     // A large index goes in batches, so no single statement holds the event loop (SQLite) for long.
     while ((await this.storage.rag.deleteChunks(id, DELETE_BATCH)) > 0) await yieldToLoop();
     await this.storage.rag.deleteIndex(id);
+    this.events.ragChanged(id);
   }
 
   /** A rag_corpus dataset, or the typed error that says why not. */

@@ -1,4 +1,5 @@
 import express, { type Express } from 'express';
+import { corsPolicy, securityHeaders } from './http/security-headers.js';
 import type { Logger } from 'pino';
 import { chatRouter } from './rest/chat-routes.js';
 import { datasetRouter } from './rest/dataset-routes.js';
@@ -14,25 +15,33 @@ import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './
 import { graphiqlAssetsRouter } from './schema/graphiql.js';
 import { openAiRouter } from './openai/routes.js';
 import { buildYoga, graphqlHandler } from './schema/yoga.js';
+import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './schema/plugins/operation-limits.js';
 import type { Services } from './services/index.js';
 
 export interface AppDeps {
   services: Services;
   log: Logger;
   maxBodyBytes: number;
+  /** What one GraphQL operation may ask for (GRAPHQL_*). */
+  graphqlLimits?: OperationLimits;
+  /** Origins allowed cross-origin (CORS_ORIGINS); empty: no CORS headers. */
+  corsOrigins?: readonly string[];
 }
 
 /** Mounts probes, /graphql and the REST routes over the shared services. Never listens. */
-export function buildApp({ services, log, maxBodyBytes }: AppDeps): Express {
+export function buildApp({ services, log, maxBodyBytes, graphqlLimits = DEFAULT_OPERATION_LIMITS, corsOrigins = [] }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(securityHeaders());
   app.use(metricsMiddleware(services.metrics, app));
   app.use(requestContext());
   app.use(requestLog(log));
+  // Before the key check: a browser's preflight carries no key.
+  if (corsOrigins.length > 0) app.use(corsPolicy(corsOrigins));
   app.use(healthRouter(services.health));
 
-  const yoga = buildYoga(services, log, maxBodyBytes);
+  const yoga = buildYoga(services, log, maxBodyBytes, graphqlLimits);
   // A route (not a mount) so yoga sees the full URL; the body is read first, within maxBodyBytes.
   app.all(yoga.graphqlEndpoint, graphqlHandler(yoga, maxBodyBytes, services.metrics));
   // GraphiQL's script, styles and workers: public like the page that loads them.

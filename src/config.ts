@@ -2,6 +2,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { QUANTIZE_MODES, type QuantizeMode } from './engine/quantize.js';
+import type { HttpLimits } from './http/server-limits.js';
+import type { OperationLimits } from './schema/plugins/operation-limits.js';
 
 /**
  * The only reader of process.env. Everything configurable is declared here,
@@ -72,6 +74,25 @@ const ConfigSchema = z.object({
     .transform((v) => v === '1' || v === 'true'),
   // huggingface_hub's name for a mirror of the hub (same URL layout: <endpoint>/<id>/resolve/<revision>/<file>).
   HF_ENDPOINT: optionalString.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), { message: 'must be an http(s) URL' }),
+  // What one GraphQL operation may ask for (src/schema/plugins/operation-limits.ts); checked before any resolver runs.
+  GRAPHQL_INTROSPECTION: z
+    .enum(['', '0', '1', 'false', 'true'])
+    .default('')
+    .transform((v) => v !== '0' && v !== 'false'),
+  GRAPHQL_MAX_ALIASES: intFrom(15, 0, 10_000),
+  GRAPHQL_MAX_DIRECTIVES: intFrom(20, 0, 10_000),
+  GRAPHQL_MAX_TOKENS: intFrom(2000, 10, 1_000_000),
+  GRAPHQL_MAX_COST: intFrom(5000, 1, 10_000_000),
+  GRAPHQL_MAX_FIELDS: intFrom(500, 1, 1_000_000),
+  GRAPHQL_MAX_GENERATING_FIELDS: intFrom(4, 1, 1000),
+  // Slow clients (src/http/server-limits.ts): Node's own server timeouts, and a stream's wait for a client that reads nothing.
+  HTTP_HEADERS_TIMEOUT_MS: intFrom(10_000, 100, 3_600_000),
+  HTTP_REQUEST_TIMEOUT_MS: intFrom(120_000, 100, 3_600_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(5_000, 100, 3_600_000),
+  STREAM_IDLE_TIMEOUT_MS: intFrom(30_000, 100, 3_600_000),
+  MAX_CONNECTIONS: intFrom(1024, 1, 1_000_000),
+  // Origins a browser may call the API from (comma-separated, exact, e.g. https://app.example.com); unset: none.
+  CORS_ORIGINS: optionalString,
 });
 
 export type Role = 'all' | 'api' | 'worker';
@@ -144,9 +165,31 @@ export interface Config {
   hubOffline: boolean;
   /** Where hub models are downloaded from (a mirror; ends with `/`); undefined: huggingface.co. */
   hubEndpoint: string | undefined;
+  /** GRAPHQL_*: what one operation may ask for. */
+  graphqlLimits: OperationLimits;
+  /** HTTP_*_TIMEOUT_MS, STREAM_IDLE_TIMEOUT_MS, MAX_CONNECTIONS: slow and idle clients. */
+  http: HttpLimits;
+  /** CORS_ORIGINS: exact origins allowed cross-origin; empty: no CORS headers at all. */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {}
+
+/** CORS_ORIGINS: comma-separated exact origins (scheme://host[:port]); ConfigError for anything else. */
+function parseOrigins(v: string | undefined): string[] {
+  if (v === undefined) return [];
+  const origins = v.split(',').map((o) => o.trim()).filter((o) => o.length > 0);
+  for (const o of origins) {
+    let ok = false;
+    try {
+      ok = new URL(o).origin === o;
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new ConfigError(`Invalid configuration: CORS_ORIGINS: ${JSON.stringify(o)} is not an origin (scheme://host[:port], no path or trailing slash)`);
+  }
+  return origins;
+}
 
 /** Parses and validates configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -207,5 +250,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddingOrtSpinning: e.EMBEDDING_ORT_SPINNING,
     hubOffline: e.HF_HUB_OFFLINE,
     hubEndpoint: e.HF_ENDPOINT === undefined ? undefined : e.HF_ENDPOINT.replace(/\/*$/, '/'),
+    graphqlLimits: {
+      introspection: e.GRAPHQL_INTROSPECTION,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxCost: e.GRAPHQL_MAX_COST,
+      maxFields: e.GRAPHQL_MAX_FIELDS,
+      maxGeneratingFields: e.GRAPHQL_MAX_GENERATING_FIELDS,
+    },
+    http: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS,
+      maxConnections: e.MAX_CONNECTIONS,
+    },
+    corsOrigins: parseOrigins(e.CORS_ORIGINS),
   };
 }

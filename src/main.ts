@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { env as hfEnv } from '@huggingface/transformers';
 import { buildApp } from './app.js';
+import { createLimitedServer } from './http/server-limits.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import { materializeModel, ModelSourceError, offlineMessage, resolveModelSource, type ModelSource } from './engine/model-source.js';
@@ -124,9 +125,13 @@ async function main(): Promise<void> {
     void services.rag.warmUp().catch((err: unknown) => log.error({ err }, 'loading RAG vectors failed'));
   }
   // A worker serves only its probes and metrics, on WORKER_PORT.
-  const app = worker ? buildWorkerApp(services.health, metrics) : buildApp({ services, log, maxBodyBytes: config.maxBodyBytes });
+  const app = worker
+    ? buildWorkerApp(services.health, metrics)
+    : buildApp({ services, log, maxBodyBytes: config.maxBodyBytes, graphqlLimits: config.graphqlLimits, corsOrigins: config.corsOrigins });
   const listenPort = worker ? config.workerPort : config.port;
-  const server: Server = app.listen(listenPort, config.host, () => {
+  // Slow clients, streams nobody reads, too many connections (HTTP_*_TIMEOUT_MS, STREAM_IDLE_TIMEOUT_MS, MAX_CONNECTIONS).
+  const server: Server = createLimitedServer(app, config.http);
+  server.listen(listenPort, config.host, () => {
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : listenPort;
     // Tests and scripts read this line to find a port-0 server.

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import express, { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
+import { jsonBody } from '../http/json.js';
 import { invalidRequest, notFound } from '../errors.js';
 import type { OutputConstraint } from '../engine/response-format.js';
 import { asyncHandler } from '../rest/middleware.js';
@@ -104,7 +105,7 @@ const fingerprint = (host: ModelHost) => `fp_${host.engine?.info.fingerprint ?? 
 
 export function openAiRouter(completions: CompletionService, host: ModelHost, embeddings: EmbeddingHost, maxBodyBytes: number): Router {
   const router = Router();
-  const json = express.json({ limit: maxBodyBytes, type: () => true });
+  const json = jsonBody(maxBodyBytes);
 
   router.post(
     '/v1/chat/completions',

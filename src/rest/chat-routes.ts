@@ -1,4 +1,5 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
+import { jsonBody } from '../http/json.js';
 import type { ChatResult, ChatService } from '../services/chat.js';
 import { ChatRequestSchema } from '../services/chat-schema.js';
 import { parseInput } from '../services/validation.js';
@@ -44,7 +45,7 @@ export function chatJson(r: ChatResult) {
 export function chatRouter(chat: ChatService, maxBodyBytes: number): Router {
   const router = Router();
   // Scoped to the chat routes: other routers parse their own bodies (datasets take multipart and 100 MB).
-  const json = express.json({ limit: maxBodyBytes, type: () => true });
+  const json = jsonBody(maxBodyBytes);
   const handler = asyncHandler(async (req, res) => {
     const input = parseInput(ChatRequestSchema, req.body);
     if (!input.stream) {

@@ -1,4 +1,5 @@
-import express, { Router, type Request, type RequestHandler } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
+import { jsonBody } from '../http/json.js';
 import { AppError, invalidRequest } from '../errors.js';
 import type { Dataset } from '../storage/types.js';
 import { DATASET_LIMITS } from '../services/datasets/limits.js';
@@ -69,7 +70,7 @@ function refuseDeclaredOversize(maxBytes: number): RequestHandler {
 /** Contract section 4. */
 export function datasetRouter(datasets: DatasetService): Router {
   const router = Router();
-  const json = express.json({ limit: DATASET_LIMITS.maxBodyBytes });
+  const json = jsonBody(DATASET_LIMITS.maxBodyBytes, false);
   router.post(
     '/v1/datasets',
     refuseDeclaredOversize(DATASET_LIMITS.maxBodyBytes),

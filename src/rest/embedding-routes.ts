@@ -1,4 +1,5 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
+import { jsonBody } from '../http/json.js';
 import { EmbeddingsRequestSchema } from '../services/embeddings-schema.js';
 import { float32Base64, type EmbeddingService, type EmbeddingsResult } from '../services/embeddings/service.js';
 import { parseInput } from '../services/validation.js';
@@ -26,7 +27,7 @@ export function embeddingsJson(r: EmbeddingsResult) {
 /** POST /v1/embeddings (contract section 3). */
 export function embeddingRouter(embeddings: EmbeddingService, maxBodyBytes: number): Router {
   const router = Router();
-  const json = express.json({ limit: maxBodyBytes, type: () => true });
+  const json = jsonBody(maxBodyBytes);
   router.post(
     '/v1/embeddings',
     json,

@@ -1,4 +1,5 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
+import { jsonBody } from '../http/json.js';
 import { notFound } from '../errors.js';
 import type { BatchItem, BatchRun, EvalRun, ScoreRecord } from '../storage/types.js';
 import type { BatchEvalService, BatchSummary } from '../services/batch-evals.js';
@@ -73,7 +74,7 @@ export const summaryJson = (s: BatchSummary) => ({
 /** Contract sections 3 (evaluate) and 5 (batch evaluations). */
 export function evaluationRouter(evals: EvaluationService, batches: BatchEvalService, maxBodyBytes: number): Router {
   const router = Router();
-  const json = express.json({ limit: maxBodyBytes, type: () => true });
+  const json = jsonBody(maxBodyBytes);
   router.post(
     ['/v1/evaluate', '/evaluate'],
     json,

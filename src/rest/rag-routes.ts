@@ -1,4 +1,5 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
+import { jsonBody } from '../http/json.js';
 import type { RagIndex } from '../storage/types.js';
 import { progressOf } from '../services/rag/errors.js';
 import type { RetrievedChunk } from '../services/rag/retrieval.js';
@@ -91,7 +92,7 @@ export const ragAnswerJson = (a: RagAnswer) => ({
 /** RAG answers, indexes and retrieval (contract section 3 and its additions). */
 export function ragRouter(rag: RagService, answers: RagAnswerService, maxBodyBytes: number): Router {
   const router = Router();
-  const json = express.json({ limit: maxBodyBytes, type: () => true });
+  const json = jsonBody(maxBodyBytes);
   router.post(
     ['/v1/rag', '/v1/rag/query'],
     json,

@@ -14,6 +14,7 @@ import { graphiqlOptions, renderGraphiQL } from './graphiql.js';
 import { schema } from './index.js';
 import { contractCodes, metricsPlugin, negotiation, type ServerContext } from './plugins/contract.js';
 import { depthLimit } from './plugins/depth-limit.js';
+import { operationLimits, type OperationLimits } from './plugins/operation-limits.js';
 
 /** An AppError as a GraphQL error carrying the contract's code. */
 function toGraphQLError(err: AppError, requestId: string | undefined, original?: GraphQLError): GraphQLError {
@@ -32,7 +33,7 @@ function toGraphQLError(err: AppError, requestId: string | undefined, original?:
 }
 
 /** The GraphQL surface: yoga over the Pothos schema, sharing the REST request context. */
-export function buildYoga(services: Services, log: Log, maxBodyBytes: number) {
+export function buildYoga(services: Services, log: Log, maxBodyBytes: number, limits: OperationLimits) {
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -43,7 +44,9 @@ export function buildYoga(services: Services, log: Log, maxBodyBytes: number) {
     // Served from our own assets (works offline); see graphiql.ts.
     graphiql: graphiqlOptions,
     renderGraphiQL,
-    plugins: [depthLimit(), negotiation(), contractCodes(), metricsPlugin(services.metrics)],
+    // One operation per request: a JSON array of operations is refused (invalid_request).
+    batching: false,
+    plugins: [depthLimit(), ...operationLimits(limits), negotiation(), contractCodes(), metricsPlugin(services.metrics)],
     context: async ({ req, res }) => {
       const ctx = req.ctx;
       if (!ctx) throw new Error('request context missing');
@@ -55,8 +58,9 @@ export function buildYoga(services: Services, log: Log, maxBodyBytes: number) {
       } catch (err) {
         throw toGraphQLError(publicError(err), ctx.requestId);
       }
-      // One HTTP request to /graphql (one operation) counts once, against the same budget as REST.
-      const limit = await services.rateLimit.consume(ctx.keyId);
+      // One HTTP request to /graphql counts once against the same budget as REST, or once per
+      // generating field (chat, rag, embed, ...) when the operation holds several (counted at validation).
+      const limit = await services.rateLimit.consume(ctx.keyId, Math.max(1, ctx.generatingFields ?? 0));
       if (limit) {
         for (const [name, value] of Object.entries(rateLimitHeaders(limit))) res.setHeader(name, value);
         if (!limit.allowed) throw toGraphQLError(rateLimitedError(limit), ctx.requestId);

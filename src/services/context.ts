@@ -7,6 +7,8 @@ export interface RequestContext {
   signal: AbortSignal;
   /** The GraphQL operation's type (query, mutation, subscription), for metrics. */
   operationType?: string;
+  /** Fields of the GraphQL operation that run the model (each counts one request against the rate limit). */
+  generatingFields?: number;
   /** Set by a service that generated text, for the request log. */
   usage?: { promptTokens: number; completionTokens: number; cacheHit: boolean };
 }

@@ -26,7 +26,8 @@ export interface RateLimiterOptions {
 
 /**
  * Per-API-key request limits, `perMinute` requests per 60 s window, shared
- * by REST and GraphQL (each surface calls `consume` once per HTTP request).
+ * by REST and GraphQL (each surface calls `consume` once per HTTP request;
+ * a GraphQL operation counts once per generating field it holds, at least once).
  * In memory by default; in Redis when configured. Redis failing fails OPEN:
  * while it is unreachable each process limits on its own, in memory, and
  * the outage is logged and reported by health (see SharedRedis).
@@ -56,10 +57,13 @@ export class RateLimiter {
     return this.limit > 0;
   }
 
-  /** Counts one request for `keyId` (never the raw key); null when limiting is off. */
-  async consume(keyId: string): Promise<RateLimitDecision | null> {
+  /**
+   * Counts one request for `keyId` (never the raw key), or `points` of them
+   * (a GraphQL operation with several generating fields); null when limiting is off.
+   */
+  async consume(keyId: string, points = 1): Promise<RateLimitDecision | null> {
     if (!this.memory) return null;
-    const res = await this.attempt(keyId);
+    const res = await this.attempt(keyId, points);
     const allowed = res.consumedPoints <= this.limit;
     const ms = Math.max(0, res.msBeforeNext);
     const decision: RateLimitDecision = {
@@ -74,26 +78,26 @@ export class RateLimiter {
   }
 
   /** The limiter's answer, allowed or not, as a RateLimiterRes. */
-  private async attempt(keyId: string): Promise<RateLimiterRes> {
+  private async attempt(keyId: string, points: number): Promise<RateLimiterRes> {
     const redis = this.opts.redis;
     if (this.shared && redis) {
       await redis.settled();
       if (redis.state === 'ok') {
         try {
-          return await consumeOrRejection(this.shared, keyId);
+          return await consumeOrRejection(this.shared, keyId, points);
         } catch (err) {
           redis.down(err);
         }
       }
     }
-    return consumeOrRejection(this.memory!, keyId);
+    return consumeOrRejection(this.memory!, keyId, points);
   }
 }
 
 /** rate-limiter-flexible rejects with a RateLimiterRes when over the limit, with an Error when the store fails. */
-async function consumeOrRejection(limiter: RateLimiterAbstract, key: string): Promise<RateLimiterRes> {
+async function consumeOrRejection(limiter: RateLimiterAbstract, key: string, points: number): Promise<RateLimiterRes> {
   try {
-    return await limiter.consume(key, 1);
+    return await limiter.consume(key, points);
   } catch (rej) {
     if (rej instanceof RateLimiterRes) return rej;
     throw rej;

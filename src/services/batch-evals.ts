@@ -11,6 +11,7 @@ import { toScoreRecords, type Scorer } from './evaluation.js';
 import { newId } from './ids.js';
 import type { ModelHost } from './model-host.js';
 import { ProgressEvents } from './progress-events.js';
+import { StoragePause } from './storage-pause.js';
 import type { Page, PageQuery } from './paging.js';
 import { samplingParams, type SamplingFields } from './sampling.js';
 import { DEFAULT_CRITERION, passRule, type Criterion } from './scoring/criteria.js';
@@ -70,6 +71,8 @@ const sleep = (ms: number, signal: AbortSignal) =>
 export class BatchEvalService {
   private readonly active = new Map<string, AbortController>();
   private stopping = false;
+  /** Runs wait out a storage outage (database restarting, data directory read-only) instead of failing records. */
+  private readonly storagePause: StoragePause;
 
   constructor(
     private readonly storage: Storage,
@@ -80,7 +83,14 @@ export class BatchEvalService {
     private readonly dispatch: BatchDispatch | null = null,
     /** "This run changed" events, for the batchEvalProgress subscription (across replicas with Redis). */
     private readonly events: ProgressEvents = new ProgressEvents(),
-  ) {}
+  ) {
+    this.storagePause = new StoragePause(log, 'batch evaluations');
+  }
+
+  /** A storage call of a run, tried again while storage is unavailable (until `signal` aborts). */
+  private durable<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    return this.storagePause.run(call, signal);
+  }
 
   /** Stores one record's result and tells subscribers. */
   private async putItem(item: BatchItem): Promise<void> {
@@ -327,18 +337,22 @@ export class BatchEvalService {
     this.active.set(run.id, controller);
     void this.execute(run, controller.signal)
       .catch(async (err: unknown) => {
+        // Stopped (shutdown) or cancelled while waiting: the run stays as stored, resumed at the next start.
+        if (this.stopping || controller.signal.aborted) return;
         this.log.error({ err, batch_eval_id: run.id }, 'batch evaluation failed');
         const now = new Date().toISOString();
         const current = await this.storage.batches.get(run.id);
-        if (current && (current.status === 'running' || current.status === 'queued') && !this.stopping) {
+        if (current && (current.status === 'running' || current.status === 'queued')) {
           await this.updateRun(run.id, {
             status: 'failed',
             error: err instanceof Error ? err.message : String(err),
             completedAt: now,
             updatedAt: now,
-          });
+          }, ['queued', 'running']);
         }
       })
+      // Marking it failed needs storage too; if that fails the run stays `running` and resumes at the next start.
+      .catch((err: unknown) => this.log.error({ err, batch_eval_id: run.id }, 'recording a failed batch evaluation failed'))
       .finally(() => this.active.delete(run.id));
   }
 
@@ -348,14 +362,14 @@ export class BatchEvalService {
     if (signal.aborted) return;
     if (this.host.state === 'failed') throw new Error(`model failed to load: ${this.host.reason ?? 'unknown'}`);
     const now = new Date().toISOString();
-    await this.updateRun(run.id, { status: 'running', startedAt: run.startedAt ?? now, updatedAt: now });
-    const done = await this.storage.batches.doneIndexes(run.id);
+    await this.durable(() => this.updateRun(run.id, { status: 'running', startedAt: run.startedAt ?? now, updatedAt: now }), signal);
+    const done = await this.durable(() => this.storage.batches.doneIndexes(run.id), signal);
     const { concurrency } = run.params;
 
     let after = -1;
     const inFlight = new Set<Promise<void>>();
     for (;;) {
-      const records = await this.storage.datasets.records(run.datasetId, after, PAGE);
+      const records = await this.durable(() => this.storage.datasets.records(run.datasetId, after, PAGE), signal);
       if (records.length === 0) break;
       for (const r of records) {
         if (signal.aborted) break;
@@ -369,40 +383,44 @@ export class BatchEvalService {
     }
     await Promise.all(inFlight);
     if (signal.aborted) return;
-    const final = await this.storage.batches.get(run.id);
+    const final = await this.durable(() => this.storage.batches.get(run.id), signal);
     if (!final || final.status !== 'running') return;
     // `completed` counts records answered and scored, `failed` those that could not be.
     const status: BatchStatus = final.failed === 0 ? 'completed' : final.completed > 0 ? 'completed_with_failures' : 'failed';
     const end = new Date().toISOString();
-    await this.updateRun(run.id, {
-      status,
-      completedAt: end,
-      updatedAt: end,
-      error: status === 'failed' ? 'every record failed' : null,
-    }, ['running']);
+    await this.durable(
+      () => this.updateRun(run.id, { status, completedAt: end, updatedAt: end, error: status === 'failed' ? 'every record failed' : null }, ['running']),
+      signal,
+    );
   }
 
-  /** One record: generate (retrying transient failures), score, apply the pass rule, store. */
+  /**
+   * One record: generate (retrying transient failures), score, apply the
+   * pass rule, store. Storing waits out a storage outage without generating
+   * again: the upsert by (run, index) makes a store retried after a commit
+   * whose answer was lost still one result.
+   */
   private async processRecord(run: BatchRun, index: number, recordId: string, rec: EvalRecordData, signal: AbortSignal): Promise<void> {
     let attempts = 0;
     let lastError: unknown;
     while (attempts < MAX_ATTEMPTS && !signal.aborted) {
       attempts++;
+      let item: BatchItem | null;
       try {
-        const item = await this.attemptRecord(run, index, recordId, rec, signal, attempts);
-        if (item === null) return;
-        await this.putItem(item);
-        return;
+        item = await this.attemptRecord(run, index, recordId, rec, signal, attempts);
       } catch (err) {
         if (err instanceof GenerationCancelledError) return;
         lastError = err;
         // A prompt that cannot fit is not transient: no retry.
         if (err instanceof ContextOverflowError) break;
         if (attempts < MAX_ATTEMPTS) await sleep(200 * 2 ** (attempts - 1), signal);
+        continue;
       }
+      if (item !== null) await this.durable(() => this.putItem(item), signal);
+      return;
     }
     if (signal.aborted) return;
-    await this.putItem(failedItem(run.id, index, recordId, attempts, lastError));
+    await this.durable(() => this.putItem(failedItem(run.id, index, recordId, attempts, lastError)), signal);
   }
 
   /**
@@ -412,23 +430,26 @@ export class BatchEvalService {
    * so a record taken up again after a worker died still ends with one result.
    */
   async processQueuedRecord(job: { batchId: string; index: number; recordId: string }, attempt: number, last: boolean, signal: AbortSignal): Promise<void> {
-    const run = await this.storage.batches.get(job.batchId);
+    // Storage calls wait out an outage here too: a retry would spend one of the job's attempts on it.
+    const run = await this.durable(() => this.storage.batches.get(job.batchId), signal);
     if (!run || (run.status !== 'queued' && run.status !== 'running')) return;
-    const [record] = await this.storage.datasets.records(run.datasetId, job.index - 1, 1);
+    const [record] = await this.durable(() => this.storage.datasets.records(run.datasetId, job.index - 1, 1), signal);
     if (!record || record.index !== job.index) throw new Error(`record ${job.index} of dataset ${run.datasetId} not found`);
     // Wait for the model, like the in-process path.
     while (this.host.state === 'loading' && !signal.aborted) await sleep(200, signal);
     if (signal.aborted) return;
+    let item: BatchItem | null;
     try {
-      const item = await this.attemptRecord(run, job.index, job.recordId, record.data as unknown as EvalRecordData, signal, attempt);
-      if (item === null) return;
-      await this.putItem(item);
+      item = await this.attemptRecord(run, job.index, job.recordId, record.data as unknown as EvalRecordData, signal, attempt);
     } catch (err) {
       if (err instanceof GenerationCancelledError || signal.aborted) return;
       if (!last && !(err instanceof ContextOverflowError)) throw err;
-      await this.putItem(failedItem(run.id, job.index, job.recordId, attempt, err));
+      item = failedItem(run.id, job.index, job.recordId, attempt, err);
     }
-    await this.finishIfDone(run.id);
+    if (item === null) return;
+    const stored = item;
+    await this.durable(() => this.putItem(stored), signal);
+    await this.durable(() => this.finishIfDone(run.id), signal);
   }
 
   /** A queued record the queue gave up on (stalled too often): a failed result unless one is stored. */

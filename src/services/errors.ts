@@ -8,7 +8,7 @@ import {
   ModelNotLoadedError,
   UnsupportedConstraintError,
 } from '../engine/errors.js';
-import { InvalidCursorError } from '../storage/errors.js';
+import { InvalidCursorError, StorageUnavailableError } from '../storage/errors.js';
 import {
   NotACorpusError,
   RagDatasetNotFoundError,
@@ -46,6 +46,10 @@ function fromRag(err: RagError): AppError | undefined {
  */
 function fromLowerLayers(err: unknown): AppError | undefined {
   if (err instanceof RagError) return fromRag(err);
+  if (err instanceof StorageUnavailableError) {
+    // The reason is the store's own short wording ("database unreachable", "storage is read-only"); the cause stays in logs.
+    return serviceUnavailable(`Storage unavailable: ${err.reason}; retry later`, { reason: err.reason });
+  }
   if (!(err instanceof EngineError) && !(err instanceof InvalidCursorError)) return undefined;
   if (err instanceof ContextOverflowError) {
     return invalidRequest(err.message, { field: 'prompt', prompt_tokens: err.promptTokens, context_window: err.contextWindow });

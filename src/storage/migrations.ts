@@ -434,8 +434,22 @@ export async function migratePostgres(
 
 /** Runs `fn` in a transaction on one pooled connection; rolls back on any error. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
   let broken = false;
+  // The pool listens for errors only on idle clients: a checked-out one whose session is cut (a
+  // server restart, pg_terminate_backend) emits 'error' when no query of its own is running, which
+  // unheard would end the process. The listener goes on in the pool's callback, synchronously: a
+  // fresh connection's first message after ReadyForQuery can be that error, parsed before an
+  // awaited pool.connect() would resume.
+  const onError = () => {
+    broken = true;
+  };
+  const client = await new Promise<pg.PoolClient>((resolve, reject) => {
+    pool.connect((err, c) => {
+      if (err || !c) return reject(err ?? new Error('no client'));
+      c.on('error', onError);
+      resolve(c);
+    });
+  });
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -448,6 +462,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     });
     throw err;
   } finally {
+    client.removeListener('error', onError);
     client.release(broken);
   }
 }

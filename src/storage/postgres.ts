@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { checkLimit } from './codec.js';
 import { datasetCursor, datasetPosition, keysetPage } from './cursor.js';
+import { guardStorage, StorageUnavailableError } from './errors.js';
 import { inTransaction, migratePostgres, quoteIdent } from './migrations.js';
 import { postgresRagRepository } from './postgres-rag.js';
 import {
@@ -237,6 +238,31 @@ function batchRepository(pool: pg.Pool, t: Tables): BatchRepository {
   };
 }
 
+/** Network errors of a connection that could not be made or was lost. */
+const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** SQLSTATEs of a server going away or not taking sessions: shutting down, crashed, starting up; too many connections. */
+const RESTARTING_STATES = new Set(['57P01', '57P02', '57P03']);
+/** node-postgres's own words for a connection that ended under a client (no code of its own). */
+const LOST_CONNECTION = /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/;
+
+/**
+ * PostgreSQL away (refusing connections, restarting, a connection cut
+ * midway) as StorageUnavailableError; anything else unchanged. Whether the
+ * statement's effect was committed is unknown when a connection is cut
+ * during COMMIT: callers that retry must write idempotently (batch items
+ * are upserts by (run, index)).
+ */
+function postgresFault(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof StorageUnavailableError) return err;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && RESTARTING_STATES.has(code)) return new StorageUnavailableError('database restarting', { cause: err });
+  if (typeof code === 'string' && (CONNECTION_ERRNOS.has(code) || code.startsWith('08') || code === '53300')) {
+    return new StorageUnavailableError('database unreachable', { cause: err });
+  }
+  if (LOST_CONNECTION.test(err.message)) return new StorageUnavailableError('database unreachable', { cause: err });
+  return err;
+}
+
 /** Options for openPostgresStorage. */
 export interface PostgresStorageOptions {
   /** Schema holding the tables, created if missing (default `public`). Plain identifiers only. */
@@ -273,13 +299,16 @@ export async function openPostgresStorage(url: string, opts: PostgresStorageOpti
   let closing: Promise<void> | null = null;
   return {
     kind: 'postgres',
-    datasets: datasetRepository(pool, t),
-    evalRuns: evalRunRepository(pool, t),
-    batches: batchRepository(pool, t),
-    rag: postgresRagRepository(
-      pool,
-      { indexes: `${q}.rag_indexes`, documents: `${q}.rag_documents`, chunks: `${q}.rag_chunks`, lexemes: `${q}.rag_lexemes` },
-      mappers,
+    datasets: guardStorage(datasetRepository(pool, t), postgresFault),
+    evalRuns: guardStorage(evalRunRepository(pool, t), postgresFault),
+    batches: guardStorage(batchRepository(pool, t), postgresFault),
+    rag: guardStorage(
+      postgresRagRepository(
+        pool,
+        { indexes: `${q}.rag_indexes`, documents: `${q}.rag_documents`, chunks: `${q}.rag_chunks`, lexemes: `${q}.rag_lexemes` },
+        mappers,
+      ),
+      postgresFault,
     ),
     close() {
       closing ??= pool.end();

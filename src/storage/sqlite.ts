@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import { checkLimit } from './codec.js';
 import { datasetCursor, datasetPosition, keysetPage } from './cursor.js';
+import { guardStorage, StorageUnavailableError } from './errors.js';
 import { migrateSqlite } from './migrations.js';
 import { sqliteRagRepository } from './sqlite-rag.js';
 import {
@@ -224,6 +225,40 @@ function batchRepository(db: BetterSqlite3.Database): BatchRepository {
   };
 }
 
+/** Whether this process may write the file (or directory); false when it is read-only, immutable or unreadable. */
+function writable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.W_OK);
+    return true;
+  } catch (err) {
+    // A WAL or journal file that does not exist now is no obstacle.
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/**
+ * SQLite's errors about the data directory itself (read-only, full, a write
+ * the file system refused, a lock held too long by another process) as
+ * StorageUnavailableError; anything else unchanged. A file system that
+ * refuses writes to an open database shows as SQLITE_IOERR_WRITE, not
+ * SQLITE_READONLY: the reason then comes from whether the files are
+ * writable now.
+ */
+function sqliteFault(dataDir: string): (err: unknown) => unknown {
+  const files = [dataDir, ...['server.db', 'server.db-wal', 'server.db-journal'].map((f) => path.join(dataDir, f))];
+  return (err) => {
+    if (!(err instanceof Database.SqliteError)) return err;
+    const { code } = err;
+    if (code === 'SQLITE_FULL') return new StorageUnavailableError('storage is full', { cause: err });
+    if (code.startsWith('SQLITE_BUSY')) return new StorageUnavailableError('database is locked by another process', { cause: err });
+    if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN')) {
+      const readOnly = code.startsWith('SQLITE_READONLY') || !files.every(writable);
+      return new StorageUnavailableError(readOnly ? 'storage is read-only' : 'storage I/O error', { cause: err });
+    }
+    return err;
+  };
+}
+
 /**
  * Opens (creating if needed) `<dataDir>/server.db` and applies pending
  * migrations.
@@ -246,12 +281,13 @@ export async function openSqliteStorage(dataDir: string): Promise<Storage> {
     throw err;
   }
   let closed = false;
+  const fault = sqliteFault(dataDir);
   return {
     kind: 'sqlite',
-    datasets: datasetRepository(db),
-    evalRuns: evalRunRepository(db),
-    batches: batchRepository(db),
-    rag: sqliteRagRepository(db, mappers),
+    datasets: guardStorage(datasetRepository(db), fault),
+    evalRuns: guardStorage(evalRunRepository(db), fault),
+    batches: guardStorage(batchRepository(db), fault),
+    rag: guardStorage(sqliteRagRepository(db, mappers), fault),
     async close() {
       if (closed) return;
       closed = true;

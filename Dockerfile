@@ -8,16 +8,24 @@ FROM ${NODE_IMAGE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+# npm ci's prepare script (the console build) skips here: web/ is not copied yet.
+COPY scripts/build-console.mjs ./scripts/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
+# The web console (served at /): Vite builds web/ into web/dist.
+COPY schema.graphql ./
+COPY web ./web
+RUN node scripts/build-console.mjs --force
 
 # Production dependencies only (onnxruntime-node ships its CPU build in the package; .npmrc skips its GPU download).
 FROM ${NODE_IMAGE} AS deps
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+# The prepare script runs here too, and skips: no Vite in a production install.
+COPY scripts/build-console.mjs ./scripts/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
@@ -32,6 +40,8 @@ COPY --from=deps /app/node_modules ./node_modules
 # dist/version.js reads ../package.json for the version.
 COPY package.json ./
 COPY --from=build /app/dist ./dist
+# The built console only (no sources: the server serves it and never tries to build it).
+COPY --from=build /app/web/dist ./web/dist
 RUN mkdir -p /app/.model-cache /app/data && chown -R node:node /app/.model-cache /app/data
 USER node
 # SQLite database (DATA_DIR) and imported checkpoints (MODEL_CACHE_DIR): mount volumes here to keep them across containers.

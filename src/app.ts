@@ -13,6 +13,7 @@ import { rateLimit } from './rest/rate-limit.js';
 import { requestLog } from './rest/request-log.js';
 import { errorHandler, notFoundHandler, requestContext, requireApiKey } from './rest/middleware.js';
 import { graphiqlAssetsRouter } from './schema/graphiql.js';
+import { consoleRouter } from './console/static.js';
 import { openAiRouter } from './openai/routes.js';
 import { buildYoga, graphqlHandler } from './schema/yoga.js';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './schema/plugins/operation-limits.js';
@@ -46,6 +47,8 @@ export function buildApp({ services, log, maxBodyBytes, graphqlLimits = DEFAULT_
   app.all(yoga.graphqlEndpoint, graphqlHandler(yoga, maxBodyBytes, services.metrics));
   // GraphiQL's script, styles and workers: public like the page that loads them.
   app.use(graphiqlAssetsRouter());
+  // The web console (web/ built into web/dist) at /: public page and assets; its API calls carry the key.
+  app.use(consoleRouter({ log }));
 
   app.use(requireApiKey(services.auth));
   // Protected routes only (probes are above); GraphQL counts in its context factory.

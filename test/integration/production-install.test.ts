@@ -50,6 +50,8 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('production install: c
     fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
     try {
       await run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], dir);
+      // The web console, built in the build stage as the Dockerfile does (Vite is a dev dependency).
+      await run(process.execPath, ['scripts/build-console.mjs', '--force'], dir);
     } finally {
       fs.unlinkSync(path.join(dir, 'node_modules'));
     }
@@ -111,7 +113,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('production install: c
 
   it('installs production dependencies only', () => {
     expect(fs.existsSync(path.join(dir, 'dist/main.js'))).toBe(true);
-    for (const dev of ['typescript', 'tsx', 'esbuild', 'vitest', 'playwright-core', 'openai']) expect(fs.existsSync(path.join(dir, 'node_modules', dev)), dev).toBe(false);
+    for (const dev of ['typescript', 'tsx', 'esbuild', 'vitest', 'playwright-core', 'openai', 'vite', 'preact']) expect(fs.existsSync(path.join(dir, 'node_modules', dev)), dev).toBe(false);
     expect(fs.existsSync(path.join(dir, 'node_modules/better-sqlite3'))).toBe(true);
   });
 
@@ -138,6 +140,17 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('production install: c
     const body = (await res.json()) as { response?: string };
     expect(res.status, JSON.stringify(body)).toBe(200);
     expect(['positive', 'negative']).toContain(body.response);
+  });
+
+  it('serves the web console built in the build stage (the prepare script skipped the production install: no Vite)', async () => {
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    const js = /src="(\/assets\/[^"]+\.js)"/.exec(await page.text());
+    expect(js).not.toBeNull();
+    const asset = await fetch(`${url}${js![1]}`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
   });
 
   it('drains and exits 0 on SIGTERM', async () => {

@@ -30,14 +30,19 @@ export function readMultipart(req: Request, maxBytes: number): Promise<Multipart
     const fail = (err: AppError) => {
       if (failed || settled) return;
       failed = true;
-      req.unpipe(bb);
-      // Destroying busboy errors its open file stream too; both have listeners, so nothing goes uncaught.
-      bb.destroy();
       // The rest of the body is never parsed: the connection closes after the answer, and until
       // then what still arrives is drained without being kept.
       if (!req.res?.headersSent) req.res?.setHeader('connection', 'close');
-      req.resume();
       reject(err);
+      // Not from inside busboy's own callback: its 'limit' event fires mid-write, and busboy
+      // goes on to touch the file stream that destroy() has just cleared (a TypeError thrown
+      // from a 'data' handler, which ended the process: a chunked upload past the size limit).
+      setImmediate(() => {
+        req.unpipe(bb);
+        // Destroying busboy errors its open file stream too; both have listeners, so nothing goes uncaught.
+        bb.destroy();
+        req.resume();
+      });
     };
     bb.on('field', (name, value, info) => {
       if (info.valueTruncated) fail(invalidRequest(`form field ${name} is too long`, { field: name }));
@@ -45,7 +50,9 @@ export function readMultipart(req: Request, maxBytes: number): Promise<Multipart
     });
     bb.on('file', (name, stream, info) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: Buffer) => {
+        if (!failed) chunks.push(c);
+      });
       stream.on('limit', () => fail(new AppError('payload_too_large', `file is larger than ${maxBytes} bytes`, { limit_bytes: maxBytes })));
       // A body cut off inside the file ("Unexpected end of form") errors the file stream, not
       // only busboy: unheard, that error would be uncaught and end the process.

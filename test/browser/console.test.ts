@@ -291,8 +291,10 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
     let runB: string;
 
     it('runs a small batch evaluation: pass rate with its interval, histograms drawn with the right counts, failures, artifacts', async () => {
-      await nav('Evaluations', 'Evaluations');
-      await page.locator('#eval-dataset').selectOption(datasetId);
+      // From the dataset's page: the start form comes with the dataset chosen.
+      await page.getByRole('button', { name: 'Evaluate the model on it' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Evaluations' }).waitFor();
+      await expect.poll(() => page.locator('#eval-dataset').inputValue()).toBe(datasetId);
       await page.getByRole('checkbox', { name: 'accuracy' }).check();
       await page.getByRole('checkbox', { name: 'clarity' }).check();
       await page.getByLabel('Max new tokens').fill('24');

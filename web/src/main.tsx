@@ -32,6 +32,7 @@ function Page({ route }: { route: string[] }) {
       return a ? <DatasetPage id={a} /> : <Datasets />;
     case 'evals':
       if (a === 'compare' && b && c) return <Compare a={b} b={c} />;
+      if (a === 'new') return <Evaluations datasetId={b} />;
       return a ? <EvalRun id={a} /> : <Evaluations />;
     case 'rag':
       return <Rag />;

@@ -352,7 +352,7 @@ export function DatasetPage({ id }: { id: string }) {
           />
           {d.type === 'EVAL_SET' && (
             <p>
-              <a href={href('evals')} role="button" class="secondary">
+              <a href={href('evals', 'new', d.datasetId)} role="button" class="secondary">
                 Evaluate the model on it
               </a>
             </p>

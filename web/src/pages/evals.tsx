@@ -7,6 +7,8 @@ import { Badge, ErrorNote, Facts, go, href, ms, num, pct, Scroll, useLoad, usePo
 const CRITERIA = ['OVERALL', 'ACCURACY', 'CLARITY', 'FACTUALITY', 'REASONING'] as const;
 type Criterion = (typeof CRITERIA)[number];
 const FINAL = new Set(['COMPLETED', 'COMPLETED_WITH_FAILURES', 'FAILED', 'CANCELLED']);
+/** The latency histogram reads every record's latency from predictions.jsonl: drawn for runs up to this size. */
+const LATENCY_HISTOGRAM_MAX_RECORDS = 20_000;
 
 const EvalSets = graphql(`
   query EvalSets {
@@ -171,9 +173,9 @@ function ProgressBar({ p, label }: { p: { total: number; completed: number; fail
   );
 }
 
-function StartForm({ onStarted }: { onStarted: (id: string) => void }) {
+function StartForm({ onStarted, initialDatasetId }: { onStarted: (id: string) => void; initialDatasetId?: string | undefined }) {
   const [sets, setsError] = useLoad((signal) => request(EvalSets, {}, signal), []);
-  const [datasetId, setDatasetId] = useState('');
+  const [datasetId, setDatasetId] = useState(initialDatasetId ?? '');
   const [criteria, setCriteria] = useState<Set<Criterion>>(new Set(['OVERALL']));
   const [judge, setJudge] = useState<'DETERMINISTIC' | 'MODEL'>('DETERMINISTIC');
   const [concurrency, setConcurrency] = useState('4');
@@ -183,7 +185,7 @@ function StartForm({ onStarted }: { onStarted: (id: string) => void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const options = sets?.datasets.nodes ?? [];
-  const chosen = datasetId || options[0]?.datasetId || '';
+  const chosen = (options.some((d) => d.datasetId === datasetId) ? datasetId : options[0]?.datasetId) ?? '';
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -282,23 +284,23 @@ function StartForm({ onStarted }: { onStarted: (id: string) => void }) {
   );
 }
 
-export function Evaluations() {
+/** The runs, and the form that starts one (`datasetId`: the dataset it starts with, from a dataset's page). */
+export function Evaluations({ datasetId }: { datasetId?: string | undefined } = {}) {
   const [runs, setRuns] = useState<ResultOf<typeof BatchEvals>['batchEvals'] | null>(null);
   const [after, setAfter] = useState<Array<string | undefined>>([undefined]);
   const [picked, setPicked] = useState<string[]>([]);
   const active = runs?.nodes.some((r) => !FINAL.has(r.status)) ?? true;
-  // Live progress: the list is read every 2 s while a run on it is queued or running.
+  // Live progress: the list is read every 2 s while a run on it is queued or running, else every 10 s (runs started elsewhere).
   const error = usePoll(
     async (signal) => setRuns((await request(BatchEvals, { first: 20, after: after[after.length - 1] ?? null }, signal)).batchEvals),
-    2000,
+    active ? 2000 : 10_000,
     [after.length],
-    active,
   );
   const toggle = (id: string, on: boolean) => setPicked((p) => (on ? [...p.filter((x) => x !== id), id].slice(-2) : p.filter((x) => x !== id)));
   return (
     <section>
       <h1 tabIndex={-1}>Evaluations</h1>
-      <StartForm onStarted={(id) => go('evals', id)} />
+      <StartForm onStarted={(id) => go('evals', id)} initialDatasetId={datasetId} />
       <h2>Runs</h2>
       <ErrorNote error={error} />
       <div class="toolbar">
@@ -430,7 +432,7 @@ function useRun(id: string) {
       if (ctl.signal.aborted) return;
       setRun(batchEval);
       setDists(ds);
-      if (FINAL.has(batchEval.status)) {
+      if (FINAL.has(batchEval.status) && batchEval.progress.total <= LATENCY_HISTOGRAM_MAX_RECORDS) {
         // Every record's latency, from the predictions artifact (the same file the download saves).
         const text = await fetchText(`/v1/batch-evals/${encodeURIComponent(id)}/artifacts/predictions.jsonl`, ctl.signal);
         const ls = text
@@ -662,7 +664,13 @@ export function EvalRun({ id }: { id: string }) {
           <h2>Latency</h2>
           <div class="charts">
             {latencies === null ? (
-              <p class="muted">{FINAL.has(run.status) ? 'Loading…' : 'Drawn when the run ends.'}</p>
+              <p class="muted">
+                {!FINAL.has(run.status)
+                  ? 'Drawn when the run ends.'
+                  : run.progress.total > LATENCY_HISTOGRAM_MAX_RECORDS
+                    ? `Drawn for runs of up to ${LATENCY_HISTOGRAM_MAX_RECORDS.toLocaleString('en-US')} records (it reads every record's latency); p50 and p95 are above.`
+                    : 'Loading…'}
+              </p>
             ) : (
               <BarChart id="hist-latency" title="Answer latency" categories={lat.categories} counts={lat.counts} xLabel="ms" color={COLORS[3]} />
             )}

@@ -1,4 +1,4 @@
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { operationBody, subscribe } from '../api.ts';
 import { graphql, type ResultOf, type VariablesOf } from '../graphql.ts';
 import { ErrorNote, Facts, ms, num } from '../ui.tsx';
@@ -181,6 +181,8 @@ export function Playground() {
   const abort = useRef<AbortController | null>(null);
 
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setF((old) => ({ ...old, [k]: v }));
+  // Leaving the page stops a stream under way.
+  useEffect(() => () => abort.current?.abort(), []);
 
   const run = async (e: Event) => {
     e.preventDefault();

@@ -89,7 +89,8 @@ function highlighted(answer: string, numbers: Set<number>, focus: (n: number) =>
 export function Rag() {
   const [indexes, setIndexes] = useState<ResultOf<typeof RagIndexes>['ragIndexes']['nodes'] | null>(null);
   const building = indexes?.some((i) => i.status === 'PROCESSING') ?? true;
-  const listError = usePoll(async (signal) => setIndexes((await request(RagIndexes, {}, signal)).ragIndexes.nodes), 2000, [], building);
+  // Every 2 s while an index builds, else every 10 s (builds started elsewhere).
+  const listError = usePoll(async (signal) => setIndexes((await request(RagIndexes, {}, signal)).ragIndexes.nodes), building ? 2000 : 10_000, []);
   const ready = (indexes ?? []).filter((i) => i.status === 'READY');
   const [indexId, setIndexId] = useState('');
   const [query, setQuery] = useState('');

@@ -74,6 +74,13 @@ const ConfigSchema = z.object({
     .transform((v) => v === '1' || v === 'true'),
   // huggingface_hub's name for a mirror of the hub (same URL layout: <endpoint>/<id>/resolve/<revision>/<file>).
   HF_ENDPOINT: optionalString.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), { message: 'must be an http(s) URL' }),
+  // Testing only (fault drills): model runs, numbered from 1 since start, that throw instead of running.
+  FAULT_INJECT_FAILING_RUNS: z
+    .string()
+    .trim()
+    .regex(/^(\d+(\s*,\s*\d+)*)?$/, { message: 'must be run numbers separated by commas, e.g. 1,40' })
+    .default('')
+    .transform((v) => (v === '' ? [] : v.split(',').map((n) => Number(n.trim())).filter((n) => n > 0))),
   // What one GraphQL operation may ask for (src/schema/plugins/operation-limits.ts); checked before any resolver runs.
   GRAPHQL_INTROSPECTION: z
     .enum(['', '0', '1', 'false', 'true'])
@@ -165,6 +172,8 @@ export interface Config {
   hubOffline: boolean;
   /** Where hub models are downloaded from (a mirror; ends with `/`); undefined: huggingface.co. */
   hubEndpoint: string | undefined;
+  /** Testing only (FAULT_INJECT_FAILING_RUNS): model runs, numbered from 1, made to throw; empty in normal use. */
+  faultInjectFailingRuns: number[];
   /** GRAPHQL_*: what one operation may ask for. */
   graphqlLimits: OperationLimits;
   /** HTTP_*_TIMEOUT_MS, STREAM_IDLE_TIMEOUT_MS, MAX_CONNECTIONS: slow and idle clients. */
@@ -250,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddingOrtSpinning: e.EMBEDDING_ORT_SPINNING,
     hubOffline: e.HF_HUB_OFFLINE,
     hubEndpoint: e.HF_ENDPOINT === undefined ? undefined : e.HF_ENDPOINT.replace(/\/*$/, '/'),
+    faultInjectFailingRuns: e.FAULT_INJECT_FAILING_RUNS,
     graphqlLimits: {
       introspection: e.GRAPHQL_INTROSPECTION,
       maxAliases: e.GRAPHQL_MAX_ALIASES,

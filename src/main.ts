@@ -223,6 +223,8 @@ async function main(): Promise<void> {
       spinning: config.ortSpinning,
       graph: config.engineGraph,
       onGeneration: (r) => metrics.observeGeneration(r),
+      onRunFailure: (err) => log.error({ err }, 'model run failed; the requests in its batch fail with it'),
+      failingRuns: config.faultInjectFailingRuns,
       limits: {
         maxBatchSize: config.maxBatchSize,
         maxWaiting: config.maxWaitingRequests,

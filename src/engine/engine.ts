@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { BatchBackend } from './batch-backend.js';
-import { ContextOverflowError } from './errors.js';
+import { ContextOverflowError, type ModelRunError } from './errors.js';
 import { FusedBackend } from './fused-backend.js';
+import { GuardedBackend } from './guarded-backend.js';
 import { findFusedOnnxFile, findOnnxFile, modelFingerprint, readDecoderConfig, type DecoderConfig } from './model-config.js';
 import { PlainBackend } from './plain-backend.js';
 import { ModelRunner } from './runner.js';
@@ -30,6 +31,10 @@ export interface EngineOptions {
   graph?: 'auto' | 'plain';
   /** Called with every finished generation (cancelled ones included), e.g. to record metrics. */
   onGeneration?: (result: GenerationResult) => void;
+  /** Called once for each model run that threw (every sequence in its batch fails with it), e.g. to log it. */
+  onRunFailure?: (err: ModelRunError) => void;
+  /** Testing only (FAULT_INJECT_FAILING_RUNS): the model runs, numbered from 1, that throw instead of running. */
+  failingRuns?: readonly number[];
 }
 
 /**
@@ -54,7 +59,8 @@ export class Engine {
   ) {
     // The configuration's end tokens and the chat format's end-of-turn tokens: a turn ends the answer.
     this.eos = new Set([...config.eosTokenIds, ...tokenizer.endOfTurnIds()]);
-    this.scheduler = new Scheduler(backend, tokenizer, this.eos, opts.limits);
+    const guarded = new GuardedBackend(backend, { failingRuns: new Set(opts.failingRuns ?? []), onFailure: opts.onRunFailure });
+    this.scheduler = new Scheduler(guarded, tokenizer, this.eos, opts.limits);
     this.onGeneration = opts.onGeneration;
     this.info = {
       name: opts.name,

@@ -82,3 +82,21 @@ export class UnsupportedConstraintError extends EngineError {
     super(message);
   }
 }
+
+/**
+ * A model run (a prefill, a prefill chunk or a decode step) threw. The
+ * sequences in that run's batch fail with it (their caches are in an
+ * unknown state); the scheduler resets the batch and serves what comes next.
+ */
+export class ModelRunError extends EngineError {
+  constructor(
+    /** Which kind of run failed. */
+    readonly run: 'prefill' | 'decode',
+    /** The run's number since the engine started (1 for the first). */
+    readonly ordinal: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`model run ${ordinal} (${run}) failed`);
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}

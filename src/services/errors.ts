@@ -6,6 +6,7 @@ import {
   GenerationCancelledError,
   InputTooLongError,
   ModelNotLoadedError,
+  ModelRunError,
   UnsupportedConstraintError,
 } from '../engine/errors.js';
 import { InvalidCursorError, StorageUnavailableError } from '../storage/errors.js';
@@ -73,6 +74,10 @@ function fromLowerLayers(err: unknown): AppError | undefined {
       : serviceUnavailable(`${subject} failed to load`, { state: 'failed', reason: err.reason });
   }
   if (err instanceof InvalidCursorError) return invalidRequest('cursor is invalid', { field: 'cursor' });
+  if (err instanceof ModelRunError) {
+    // The engine logged the run's failure once (EngineOptions.onRunFailure); each request in its batch answers this.
+    return new AppError('internal_error', 'The model run for this request failed; retry the request', { reason: 'model run failed' });
+  }
   if (err instanceof UnsupportedConstraintError) {
     // Checked at validation already; what reaches here is what the grammar compiler itself refused.
     return invalidRequest(err.message, { field: 'response_format', ...(err.keyword ? { keyword: err.keyword } : {}), schema_path: err.path });

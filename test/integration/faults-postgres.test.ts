@@ -24,6 +24,8 @@ const records = Array.from({ length: N }, (_, i) => ({
 }));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Said in the test's name when it is skipped for want of PostgreSQL here. */
+const noPostgres = canRunPrivatePostgres() ? '' : ' (skipped: no initdb/pg_ctl under /usr/lib/postgresql, or no postgres user to run them as)';
 
 /** The run as GET answers it; undefined while the server cannot read it (the database is away). */
 async function runNow(url: string, id: string): Promise<any | undefined> {
@@ -49,7 +51,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!storiesModel.present || !canRunPrivatePostgres())(
-  storiesModel.title('fault drill: PostgreSQL restarted and crashed during a batch run'),
+  storiesModel.title('fault drill: PostgreSQL restarted and crashed during a batch run') + noPostgres,
   () => {
     let server: RunningServer;
     let exited: string | null = null;
@@ -136,7 +138,7 @@ describe.skipIf(!storiesModel.present || !canRunPrivatePostgres())(
   },
 );
 
-describe.skipIf(!canRunPrivatePostgres())('fault drill: PostgreSQL sessions cut in the middle of transactions', () => {
+describe.skipIf(!canRunPrivatePostgres())(`fault drill: PostgreSQL sessions cut in the middle of transactions${noPostgres}`, () => {
   it('every cut is a StorageUnavailableError to the caller, never an uncaught error; retried writes leave one row and one count each', async () => {
     // A checked-out client whose session ends emits 'error' after its query fails; with no listener that ended the process.
     const url = db!.url;

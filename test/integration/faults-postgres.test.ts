@@ -4,7 +4,14 @@ import { StorageUnavailableError } from '../../src/storage/errors.js';
 import { openPostgresStorage } from '../../src/storage/postgres.js';
 import type { BatchItem } from '../../src/storage/types.js';
 import { storiesModel } from '../helpers/models.js';
-import { canRunPrivatePostgres, startPrivatePostgres, type PrivatePostgres } from '../helpers/private-services.js';
+import {
+  canRunPrivatePostgres,
+  canRunPrivateRedis,
+  startPrivatePostgres,
+  startPrivateRedis,
+  type PrivatePostgres,
+  type PrivateRedis,
+} from '../helpers/private-services.js';
 import { authHeaders, postJson, startServer, type RunningServer } from '../helpers/server.js';
 
 /**
@@ -134,6 +141,77 @@ describe.skipIf(!storiesModel.present || !canRunPrivatePostgres())(
       const messages = server.logs.map((l) => (l.startsWith('{') ? JSON.parse(l).msg : l));
       expect(messages.filter((m) => m === 'storage unavailable; batch evaluations paused until it answers again')).toHaveLength(2);
       expect(messages.filter((m) => m === 'storage available again; batch evaluations resumed')).toHaveLength(2);
+    }, 180_000);
+  },
+);
+
+describe.skipIf(!storiesModel.present || !canRunPrivatePostgres() || !canRunPrivateRedis())(
+  storiesModel.title('fault drill: PostgreSQL restarted during a queued batch run (ROLE=api and ROLE=worker)') +
+    noPostgres +
+    (canRunPrivateRedis() ? '' : ' (skipped: no redis-server on PATH)'),
+  () => {
+    let redis: PrivateRedis;
+    let api: RunningServer;
+    let worker: RunningServer;
+    const Q = 60;
+
+    beforeAll(async () => {
+      redis = await startPrivateRedis();
+      const admin = new pg.Client({ connectionString: db!.url });
+      await admin.connect();
+      await admin.query('CREATE DATABASE drill_queue');
+      await admin.end();
+      const shared = {
+        DATABASE_URL: db!.url.replace(/\/postgres$/, '/drill_queue'),
+        REDIS_URL: redis.url,
+        RATE_LIMIT_PER_MINUTE: '0',
+        SHUTDOWN_GRACE_SECONDS: '5',
+      };
+      api = await startServer({ ...shared, ROLE: 'api' });
+      worker = await startServer({ ...shared, ROLE: 'worker', WORKER_PORT: '0', MAX_BATCH_SIZE: '4' });
+    }, 180_000);
+
+    afterAll(async () => {
+      await Promise.allSettled([api, worker].filter(Boolean).map((s) => s.stop()));
+      await redis?.destroy();
+    });
+
+    it("the worker's records wait for the database without spending their job attempts; one result per record", async () => {
+      const cluster = db!;
+      const ds = await postJson(`${api.url}/v1/datasets`, { name: 'queued drill', type: 'eval_set', records: records.slice(0, Q) });
+      expect(ds.status, ds.text).toBe(201);
+      const start = await postJson(`${api.url}/v1/batch-evals`, {
+        dataset_id: ds.json.dataset_id,
+        criteria: ['accuracy'],
+        concurrency: 4,
+        max_new_tokens: 48,
+        temperature: 0,
+      });
+      expect(start.status, start.text).toBe(202);
+      const id: string = start.json.batch_eval_id;
+      await waitFor('the first results', async () => ((await runNow(api.url, id))?.progress.completed ?? 0) >= 10);
+      await cluster.stop('fast');
+      // Longer than the three attempts' backoff (200 + 400 ms): records retried by the queue alone would be failed by now.
+      await sleep(2500);
+      await cluster.start();
+      await waitFor('the run to end', async () => !['queued', 'running'].includes((await runNow(api.url, id))?.status ?? 'running'), 120_000);
+      const run = (await runNow(api.url, id))!;
+      expect(run.status).toBe('completed');
+      expect(run.progress).toEqual({ total: Q, completed: Q, failed: 0 });
+      const c = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/drill_queue') });
+      await c.connect();
+      try {
+        const { rows } = await c.query<{ n: string; distinct_idx: string; failed: string }>(
+          "SELECT count(*) AS n, count(DISTINCT idx) AS distinct_idx, count(*) FILTER (WHERE status <> 'succeeded') AS failed FROM batch_items WHERE batch_id = $1",
+          [id],
+        );
+        expect(rows[0]).toEqual({ n: String(Q), distinct_idx: String(Q), failed: '0' });
+      } finally {
+        await c.end();
+      }
+      expect(worker.logs.join('\n')).toContain('storage unavailable; batch evaluations paused');
+      expect(worker.proc.exitCode).toBeNull();
+      expect(api.proc.exitCode).toBeNull();
     }, 180_000);
   },
 );

@@ -4,8 +4,8 @@ import { authHeaders, postJson, startServer, type RunningServer } from '../helpe
 
 /**
  * Fault drill (issue 15): the model session failing one run. The server is
- * started with FAULT_INJECT_FAILING_RUNS=1,30 (testing only): its first model
- * run and its thirtieth throw instead of running. The behaviour drilled:
+ * started with FAULT_INJECT_FAILING_RUNS=1,45 (testing only): its first model
+ * run and its 45th throw instead of running. The behaviour drilled:
  *
  * - A failed run fails every sequence in that run's batch, each with a clean
  *   500 `internal_error` ("The model run for this request failed; retry the
@@ -16,13 +16,13 @@ import { authHeaders, postJson, startServer, type RunningServer } from '../helpe
  *   as if nothing happened; the process stays up and ready.
  * - The failure is logged once per failed run, not once per request.
  */
-const STEPS = 40;
+const STEPS = 64;
 
 function completion(url: string, prompt: string, stream = false) {
   return fetch(`${url}/v1/completions`, {
     method: 'POST',
     headers: authHeaders,
-    // ignore_eos: each runs exactly STEPS tokens, so all three are in the batch at run 30.
+    // ignore_eos: each runs exactly STEPS tokens, so all three are in the batch at run 45.
     body: JSON.stringify({ prompt, max_tokens: STEPS, temperature: 0, ignore_eos: true, stream }),
   });
 }
@@ -31,7 +31,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('fault drill: the mode
   let server: RunningServer;
 
   beforeAll(async () => {
-    server = await startServer({ FAULT_INJECT_FAILING_RUNS: '1,30', CHAT_CACHE_TTL_SECONDS: '0', RATE_LIMIT_PER_MINUTE: '0' });
+    server = await startServer({ FAULT_INJECT_FAILING_RUNS: '1,45', CHAT_CACHE_TTL_SECONDS: '0', RATE_LIMIT_PER_MINUTE: '0' });
   });
   afterAll(async () => {
     await server?.stop();
@@ -52,7 +52,8 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('fault drill: the mode
   });
 
   it('a decode step failing with three sequences in its batch fails all three cleanly (stream included); the engine then serves new ones', async () => {
-    // Admitted by about run 8, each needing STEPS runs: run 30 is a decode step of all three.
+    // The first admitted at about run 6, each needing STEPS runs: run 45 is a decode step of all three
+    // unless one arrived 39 steps after the first.
     const [a, b, s] = await Promise.all([
       completion(server.url, 'Once upon a time'),
       completion(server.url, 'One day, a big bear'),
@@ -90,11 +91,11 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('fault drill: the mode
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
     expect(server.proc.exitCode).toBeNull();
 
-    // Logged once per failed run (runs 1 and 30), with the cause.
+    // Logged once per failed run (runs 1 and 45), with the cause.
     const failures = server.logs.filter((l) => l.includes('model run failed; the requests in its batch fail with it'));
     expect(failures).toHaveLength(2);
     expect(failures[0]).toContain('model run 1 (prefill) failed');
-    expect(failures[1]).toContain('model run 30 (decode) failed');
+    expect(failures[1]).toContain('model run 45 (decode) failed');
     expect(failures[1]).toContain('injected fault');
   });
 });

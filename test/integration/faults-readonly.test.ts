@@ -75,9 +75,9 @@ describe.skipIf(!storiesModel.present || !immutableOk)(storiesModel.title('fault
 
   it('writes answer 503 "storage is read-only", reads go on, a running batch pauses and completes once writable, nothing corrupted', async () => {
     const url = server!.url;
-    const ds = await postJson(`${url}/v1/datasets`, evalSet('before', 40));
+    const ds = await postJson(`${url}/v1/datasets`, evalSet('before', 80));
     expect(ds.status, ds.text).toBe(201);
-    const start = await postJson(`${url}/v1/batch-evals`, { dataset_id: ds.json.dataset_id, criteria: ['accuracy'], concurrency: 2, max_new_tokens: 32, temperature: 0 });
+    const start = await postJson(`${url}/v1/batch-evals`, { dataset_id: ds.json.dataset_id, criteria: ['accuracy'], concurrency: 2, max_new_tokens: 48, temperature: 0 });
     expect(start.status, start.text).toBe(202);
     const id: string = start.json.batch_eval_id;
     const deadline = Date.now() + 60_000;
@@ -133,7 +133,7 @@ describe.skipIf(!storiesModel.present || !immutableOk)(storiesModel.title('fault
       run = (await get(url, `/v1/batch-evals/${id}`)).json;
     }
     expect(run.status).toBe('completed');
-    expect(run.progress).toEqual({ total: 40, completed: 40, failed: 0 });
+    expect(run.progress).toEqual({ total: 80, completed: 80, failed: 0 });
     const after = await postJson(`${url}/v1/datasets`, evalSet('after', 3));
     expect(after.status, after.text).toBe(201);
     expect(server!.logs.join('\n')).toContain('storage unavailable; batch evaluations paused');
@@ -148,11 +148,11 @@ describe.skipIf(!storiesModel.present || !immutableOk)(storiesModel.title('fault
         .prepare('SELECT name, record_count AS declared, (SELECT count(*) FROM dataset_records r WHERE r.dataset_id = d.id) AS stored FROM datasets d ORDER BY created_at')
         .all();
       expect(datasets).toEqual([
-        { name: 'before', declared: 40, stored: 40 },
+        { name: 'before', declared: 80, stored: 80 },
         { name: 'after', declared: 3, stored: 3 },
       ]);
       const items = db.prepare('SELECT count(*) AS n, count(DISTINCT idx) AS d FROM batch_items WHERE batch_id = ?').get(id);
-      expect(items).toEqual({ n: 40, d: 40 });
+      expect(items).toEqual({ n: 80, d: 80 });
       expect(db.prepare('SELECT count(*) AS n FROM batch_runs').get()).toEqual({ n: 1 });
     } finally {
       db.close();

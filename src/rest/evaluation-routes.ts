@@ -151,7 +151,19 @@ export function evaluationRouter(evals: EvaluationService, batches: BatchEvalSer
       res.setHeader('content-disposition', `attachment; filename="${name}"`);
       if (!first.done) res.write(`${JSON.stringify(itemJson(first.value))}\n`);
       for await (const item of items) {
-        if (!res.write(`${JSON.stringify(itemJson(item))}\n`)) await new Promise((r) => res.once('drain', r));
+        // A client that leaves mid-download: stop reading the run (and never wait for a drain that cannot come).
+        if (res.destroyed) break;
+        if (!res.write(`${JSON.stringify(itemJson(item))}\n`)) {
+          await new Promise<void>((r) => {
+            const done = () => {
+              res.off('drain', done);
+              res.off('close', done);
+              r();
+            };
+            res.once('drain', done);
+            res.once('close', done);
+          });
+        }
       }
       res.end();
     }),

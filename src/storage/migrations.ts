@@ -188,6 +188,15 @@ CREATE TRIGGER rag_chunks_fts_update AFTER UPDATE OF index_id, text ON rag_chunk
 END;
 `,
   },
+  {
+    version: 3,
+    name: 'datasets being written',
+    sql: `
+-- 1 while a large upload's records go in, a slice per transaction (nobody reads it until 0);
+-- a crash leaves it 1, and the next start deletes it.
+ALTER TABLE datasets ADD COLUMN writing INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [

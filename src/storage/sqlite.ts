@@ -12,6 +12,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { checkLimit } from './codec.js';
 import { datasetCursor, datasetPosition, keysetPage } from './cursor.js';
 import { guardStorage, StorageUnavailableError } from './errors.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { migrateSqlite } from './migrations.js';
 import { sqliteRagRepository } from './sqlite-rag.js';
 import {
@@ -61,13 +62,17 @@ const codec: RowCodec<SqliteColumns> = {
 const mappers = rowMappers(codec);
 const { toDataset, toRecord, toEvalRun, toBatchRun, toBatchItem } = mappers;
 
+/** Records per write transaction of a large upload: ~30-60 ms of the event loop each on this machine. */
+const WRITE_SLICE = 2000;
+
 function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
   const insertDataset = db.prepare(
     `INSERT INTO datasets (id, name, type, status, record_count, metadata, error, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertRecord = db.prepare('INSERT INTO dataset_records (dataset_id, idx, record_id, data) VALUES (?, ?, ?, ?)');
-  const selectDataset = db.prepare('SELECT * FROM datasets WHERE id = ?');
+  // A dataset being written (see create) is nobody's to read yet.
+  const selectDataset = db.prepare('SELECT * FROM datasets WHERE id = ? AND writing = 0');
   const selectRecords = db.prepare(
     'SELECT * FROM dataset_records WHERE dataset_id = ? AND idx > ? ORDER BY idx LIMIT ?',
   );
@@ -75,16 +80,51 @@ function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
   // One prepared statement per filter combination, made on first use.
   const listStatements = new Map<string, BetterSqlite3.Statement>();
 
-  // One transaction with one prepared statement: 50,000 records commit once (one fsync), not 50,000 times.
+  // One transaction with one prepared statement: a small dataset commits once (one fsync), not once per record.
   const create = db.transaction((d: Dataset, records: DatasetRecord[]) => {
     insertDataset.run(...datasetParams(d));
     for (const r of records) insertRecord.run(...recordParams(r));
   });
+  const insertRecords = db.transaction((records: DatasetRecord[]) => {
+    for (const r of records) insertRecord.run(...recordParams(r));
+  });
+  const markWriting = db.prepare('UPDATE datasets SET writing = 1 WHERE id = ?');
+  const startWriting = db.transaction((d: Dataset) => {
+    insertDataset.run(...datasetParams(d));
+    markWriting.run(d.id);
+  });
+  const finishWriting = db.prepare('UPDATE datasets SET writing = 0, updated_at = ? WHERE id = ?');
 
   return {
+    /**
+     * A large dataset is written a slice at a time, letting the event loop
+     * run between slices (50,000 records in one go held it for seconds,
+     * stalling every stream): the dataset row first, marked `writing`, which
+     * get and list never show; its records in transactions of WRITE_SLICE;
+     * then the mark goes. A failure removes it; a crash leaves it marked,
+     * and the next start removes it (openSqliteStorage).
+     */
     async create(dataset, records) {
       checkRecordsBelong(dataset.id, records);
-      create.immediate(dataset, records);
+      if (records.length <= WRITE_SLICE) {
+        create.immediate(dataset, records);
+        return;
+      }
+      startWriting.immediate(dataset);
+      try {
+        for (let i = 0; i < records.length; i += WRITE_SLICE) {
+          await yieldToLoop();
+          insertRecords.immediate(records.slice(i, i + WRITE_SLICE));
+        }
+        finishWriting.run(dataset.updatedAt, dataset.id);
+      } catch (err) {
+        try {
+          deleteDataset.run(dataset.id);
+        } catch {
+          // The store itself failed (read-only, full): the start-up sweep removes what is left.
+        }
+        throw err;
+      }
     },
     async get(id) {
       const row = selectDataset.get(id) as DatasetRow<SqliteColumns> | undefined;
@@ -93,7 +133,7 @@ function datasetRepository(db: BetterSqlite3.Database): DatasetRepository {
     async list(query: DatasetListQuery): Promise<Page<Dataset>> {
       const limit = checkLimit(query.limit);
       const after = query.cursor === undefined ? null : datasetCursor.decode(query.cursor);
-      const where: string[] = [];
+      const where: string[] = ['writing = 0'];
       const params: unknown[] = [];
       if (query.type !== undefined) {
         where.push('type = ?');
@@ -276,6 +316,8 @@ export async function openSqliteStorage(dataDir: string): Promise<Storage> {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     migrateSqlite(db);
+    // Datasets a crash left half written (create marks them `writing` until their last record is in).
+    db.prepare('DELETE FROM datasets WHERE writing = 1').run();
   } catch (err) {
     db.close();
     throw err;

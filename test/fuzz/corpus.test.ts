@@ -21,7 +21,7 @@ async function upload(url: string, type: string, filename: string, bytes: Buffer
   const form = new FormData();
   form.set('name', `corpus ${filename}`);
   form.set('type', type);
-  form.set('file', new Blob([bytes]), filename);
+  form.set('file', new Blob([typeof bytes === 'string' ? bytes : new Uint8Array(bytes)]), filename);
   const res = await fetch(`${url}/v1/datasets`, { method: 'POST', headers: { 'x-api-key': authHeaders['x-api-key'] }, body: form });
   return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: await res.text() };
 }
@@ -46,7 +46,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('corpus of nasty input
     const bodies: Array<string | Buffer> = [...lines('json-bodies.txt'), read('deep-array-10000.json').toString(), read('deep-object-10000.json').toString(), read('invalid-utf8.bin')];
     for (const route of JSON_ROUTES) {
       for (const body of bodies) {
-        const a = await send(`${server.url}${route}`, { method: 'POST', headers: authHeaders, body });
+        const a = await send(`${server.url}${route}`, { method: 'POST', headers: authHeaders, body: typeof body === 'string' ? body : new Uint8Array(body) });
         checkRest(`POST ${route} ${String(body).slice(0, 80)}`, a);
       }
     }

@@ -11,7 +11,7 @@ import { API_KEY, authHeaders, gql, postJson, startServer, type RunningServer } 
 
 const CHAT = (alias: string) => `${alias}: chat(input: { prompt: "Once upon a time", maxNewTokens: 2, temperature: 0 }) { response }`;
 const metricTokens = async (url: string) => {
-  const text = await (await fetch(`${url}/metrics`, { headers: authHeaders })).text();
+  const text = await (await fetch(`${url}/v1/metrics?format=prometheus`, { headers: authHeaders })).text();
   const m = /^generated_tokens_total(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text) ?? /^completion_tokens_total(?:\{[^}]*\})? (\d+)/m.exec(text);
   return m ? Number(m[1]) : NaN;
 };

@@ -87,6 +87,38 @@ describe('sqlite storage file', () => {
     db.close();
   });
 
+  it('a large dataset is written a slice at a time, unseen until whole; one a crash left half written is gone at the next start', async () => {
+    const dir = freshDir();
+    const s1 = await openSqliteStorage(dir);
+    const now = new Date().toISOString();
+    const dataset = { id: 'ds_big', name: 'big', type: 'eval_set' as const, status: 'ready' as const, recordCount: 5000, metadata: {}, error: null, createdAt: now, updatedAt: now };
+    const records = Array.from({ length: 5000 }, (_, index) => ({ datasetId: 'ds_big', index, recordId: `r${index}`, data: { record_id: `r${index}`, input: { prompt: 'p' } } }));
+    // Between slices the event loop runs: a reader then sees nothing of the dataset.
+    let seenMidway: unknown = 'not checked';
+    const writing = s1.datasets.create(dataset, records);
+    await new Promise((r) => setImmediate(r));
+    seenMidway = [await s1.datasets.get('ds_big'), (await s1.datasets.list({ limit: 10 })).items.length];
+    await writing;
+    expect(seenMidway).toEqual([null, 0]);
+    expect(await s1.datasets.get('ds_big')).toMatchObject({ id: 'ds_big', recordCount: 5000, status: 'ready' });
+    expect(await s1.datasets.records('ds_big', 4990, 100)).toHaveLength(9);
+    await s1.close();
+
+    // A crash midway: the row and some records, still marked.
+    const db = new Database(path.join(dir, 'server.db'));
+    db.prepare(`INSERT INTO datasets (id, name, type, status, record_count, metadata, error, created_at, updated_at, writing)
+                VALUES ('ds_half', 'half', 'eval_set', 'ready', 5000, '{}', NULL, ?, ?, 1)`).run(now, now);
+    db.prepare("INSERT INTO dataset_records (dataset_id, idx, record_id, data) VALUES ('ds_half', 0, 'r0', '{}')").run();
+    db.close();
+    const s2 = await openSqliteStorage(dir);
+    expect(await s2.datasets.get('ds_half')).toBeNull();
+    expect((await s2.datasets.list({ limit: 10 })).items.map((d) => d.id)).toEqual(['ds_big']);
+    await s2.close();
+    const check = new Database(path.join(dir, 'server.db'), { readonly: true });
+    expect(check.prepare("SELECT count(*) AS n FROM dataset_records WHERE dataset_id = 'ds_half'").get()).toEqual({ n: 0 });
+    check.close();
+  });
+
   it('refuses a database migrated by a newer server', async () => {
     const dir = freshDir();
     await (await openSqliteStorage(dir)).close();

@@ -84,7 +84,7 @@ export const DATABASE_PROBE_MS = 2000;
 export const MAX_REPORTED_ERRORS = 1000;
 
 /** The records of an upload: a file read by its format, or the records given (which must be an array). */
-function readRecords(input: CreateDatasetInput, format: FileFormat | undefined, type: DatasetType): ParsedFile {
+async function readRecords(input: CreateDatasetInput, format: FileFormat | undefined, type: DatasetType): Promise<ParsedFile> {
   if (input.file && format) return parseFile(format, input.file.bytes, type);
   if (!Array.isArray(input.records)) {
     throw invalidRequest(input.records === undefined ? 'records is required' : 'records must be an array', { field: 'records' });
@@ -115,12 +115,12 @@ export class DatasetService {
     const format = input.file ? formatOf(input.file.filename) : undefined;
     if (format === null) throw invalidRequest('file must be .jsonl, .csv or .txt', { field: 'file' });
     const { fields } = input;
-    const parsed = readRecords(input, format, fields.type);
+    const parsed = await readRecords(input, format, fields.type);
     if (parsed.records.length === 0) throw invalidRequest('records must contain at least one record', { field: 'records' });
     if (parsed.records.length > L.maxRecords) {
       throw invalidRequest(`at most ${L.maxRecords} records per dataset`, { field: 'records', record_count: parsed.records.length });
     }
-    const { accepted, errors } = validateRecords(fields.type, parsed.records);
+    const { accepted, errors } = await validateRecords(fields.type, parsed.records);
     const recordErrors = [...parsed.errors, ...errors].sort((a, b) => a.index - b.index);
     if (accepted.length === 0) {
       throw invalidRequest('every record was rejected', {

@@ -168,12 +168,23 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
       await page.getByLabel('API key').fill('not-a-key');
       await page.getByRole('button', { name: 'Use this key' }).click();
       await expect.poll(() => page.locator('#api-key-error').textContent()).toContain('refused');
-      await page.getByLabel('API key').fill(API_KEY);
-      await page.getByRole('button', { name: 'Use this key' }).click();
+      // By keyboard alone, from a fresh load: the skip link, then the key field; Enter submits.
+      await page.reload();
+      await page.getByLabel('API key').waitFor();
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('api-key');
+      await page.keyboard.type(API_KEY);
+      await page.keyboard.press('Enter');
       await page.getByRole('heading', { level: 1, name: 'Playground' }).waitFor();
       expect(await page.evaluate((k) => sessionStorage.getItem(k), KEY_STORAGE)).toBe(API_KEY);
       expect(await page.evaluate(() => localStorage.length)).toBe(0);
       expect(page.url()).not.toContain(API_KEY);
+      // Typed once: a reload in the same tab keeps it.
+      await page.reload();
+      await page.getByRole('heading', { level: 1, name: 'Playground' }).waitFor();
+      expect(await page.getByLabel('API key').count()).toBe(0);
     });
 
     it('streams a chat: tokens appear before the end, then TTFT, inter-token latency, token counts and cache hit', async () => {

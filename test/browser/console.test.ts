@@ -24,6 +24,8 @@ const ARTIFACTS = path.join(REPO, 'test-artifacts', 'console');
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const KEY_STORAGE = 'inference-console.api-key';
+/** expect.poll's wait where the page needs a server answer (its default, 1 s, is short on a loaded 2-core machine). */
+const SLOW = { timeout: 20_000 };
 
 /** Four good eval records and one without input.prompt (record 2), as a JSONL upload. */
 const PROMPTS = ['Once upon a time', 'Tom had a red ball', 'The sun was hot', "Lily's mom said"];
@@ -167,7 +169,7 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
       await shot('01-key');
       await page.getByLabel('API key').fill('not-a-key');
       await page.getByRole('button', { name: 'Use this key' }).click();
-      await expect.poll(() => page.locator('#api-key-error').textContent()).toContain('refused');
+      await expect.poll(() => page.locator('#api-key-error').textContent(), SLOW).toContain('refused');
       // By keyboard alone, from a fresh load: the skip link, then the key field; Enter submits.
       await page.reload();
       await page.getByLabel('API key').waitFor();
@@ -254,7 +256,7 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
 
     it('shows the model and health: name, source, context window, quantization, queue, batch, load time, database and Redis', async () => {
       await nav('Model and health', 'Model and health');
-      await expect.poll(() => page.locator('#model-facts').textContent()).toContain('stories260K');
+      await expect.poll(() => page.locator('#model-facts').textContent(), SLOW).toContain('stories260K');
       const model = (await page.locator('#model-facts').textContent())!;
       expect(model).toContain('Context window512 tokens');
       expect(model).toContain('Quantizationnone (fp32)');
@@ -286,13 +288,13 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
       const result = (await page.locator('#upload-result').textContent())!;
       expect(result).toMatch(/Stored ds_\w+ with 4 records; 1 rejected/);
       datasetId = /Stored (ds_\w+)/.exec(result)![1]!;
-      await expect.poll(() => page.locator('#datasets-table').textContent()).toContain('console tiny');
+      await expect.poll(() => page.locator('#datasets-table').textContent(), SLOW).toContain('console tiny');
       await axe('datasets');
       await shot('04-datasets');
 
       await page.getByRole('link', { name: 'console tiny' }).click();
       await page.getByRole('heading', { level: 1, name: 'console tiny' }).waitFor();
-      await expect.poll(() => page.locator('#records-table tbody tr').count()).toBe(4);
+      await expect.poll(() => page.locator('#records-table tbody tr').count(), SLOW).toBe(4);
       expect(await page.locator('#records-table tbody tr td:nth-child(2)').allTextContents()).toEqual(['tiny-0', 'tiny-1', 'tiny-2', 'tiny-3']);
       await axe('dataset');
       await shot('05-dataset');
@@ -305,7 +307,7 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
       // From the dataset's page: the start form comes with the dataset chosen.
       await page.getByRole('button', { name: 'Evaluate the model on it' }).click();
       await page.getByRole('heading', { level: 1, name: 'Evaluations' }).waitFor();
-      await expect.poll(() => page.locator('#eval-dataset').inputValue()).toBe(datasetId);
+      await expect.poll(() => page.locator('#eval-dataset').inputValue(), SLOW).toBe(datasetId);
       await page.getByRole('checkbox', { name: 'accuracy' }).check();
       await page.getByRole('checkbox', { name: 'clarity' }).check();
       await page.getByLabel('Max new tokens').fill('24');
@@ -349,7 +351,7 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
       const summary = (await page.locator('#run-summary').textContent())!;
       const pctText = (v: number) => `${(v * 100).toFixed(1)}%`;
       expect(summary).toContain(`${pctText(api.result.passRate)} (95% interval ${pctText(api.result.passRateCi95Lower)} – ${pctText(api.result.passRateCi95Upper)})`);
-      await expect.poll(() => page.locator('#failures-table tbody tr').count()).toBe(api.failures.count);
+      await expect.poll(() => page.locator('#failures-table tbody tr').count(), SLOW).toBe(api.failures.count);
 
       // The filter narrows the table to one reason.
       if (api.failures.count > 0) {
@@ -359,7 +361,7 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
         expect(reasons.length).toBe(api.failures.nodes.filter((n: { reason: string }) => n.reason === reason).length);
         expect(new Set(reasons)).toEqual(new Set([reason]));
         await page.locator('#failures-search').fill('no such record');
-        await expect.poll(() => page.locator('#failures-table tbody tr').count()).toBe(0);
+        await expect.poll(() => page.locator('#failures-table tbody tr').count(), SLOW).toBe(0);
         await page.locator('#failures-search').fill('');
         await page.locator('#failures-reason').selectOption('');
       }
@@ -384,7 +386,7 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
       await rowB.waitFor();
       // The list follows the new run until it ends.
       await expect.poll(() => rowB.textContent(), { timeout: 60_000 }).toContain('4/4');
-      await expect.poll(() => rowB.textContent()).toContain('completed');
+      await expect.poll(() => rowB.textContent(), SLOW).toContain('completed');
       expect(await rowA.textContent()).toContain('completed');
       await axe('evals');
       await shot('07-evals');
@@ -401,7 +403,7 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
         const counts = (await gql(server.url, 'query($id: String!) { batchEval(id: $id) { distribution(criterion: CLARITY) { buckets { count } } } }', { id })).json.data.batchEval.distribution.buckets.map(
           (b: { count: number }) => b.count,
         );
-        await expect.poll(() => page.locator(`#cmp-${i}-clarity`).getAttribute('data-counts')).toBe(counts.join(','));
+        await expect.poll(() => page.locator(`#cmp-${i}-clarity`).getAttribute('data-counts'), SLOW).toBe(counts.join(','));
       }
       expect(await page.locator('[id^="cmp-1-accuracy"]').count()).toBe(0);
       await axe('compare');
@@ -411,11 +413,11 @@ describe.skipIf(!storiesModel.present || !hasChromium)(
     it('draws the live metrics, gaining a point every 2 s, with a time window selector', async () => {
       await nav('Live metrics', 'Live metrics');
       const points = async () => Number(await page.locator('#chart-tokens').getAttribute('data-points'));
-      await expect.poll(points).toBeGreaterThanOrEqual(1);
+      await expect.poll(points, SLOW).toBeGreaterThanOrEqual(1);
       const first = await points();
       // Some generation to draw, meanwhile.
       const chat = postJson(`${server.url}/v1/chat`, { prompt: 'One day, a big bear', max_new_tokens: 200, temperature: 0 });
-      await expect.poll(points, { timeout: 15_000, interval: 250 }).toBeGreaterThanOrEqual(first + 3);
+      await expect.poll(points, { timeout: 20_000, interval: 250 }).toBeGreaterThanOrEqual(first + 3);
       expect((await chat).status).toBe(200);
       for (const id of ['chart-tokens', 'chart-requests', 'chart-ttft', 'chart-itl', 'chart-batch']) {
         expect(await page.locator(`#${id} canvas`).count(), id).toBe(1);

@@ -99,12 +99,13 @@ describe('the web console at /', () => {
     expect(build.stale()).toBe(true);
     build.start();
     expect(build.state.kind).toBe('building');
-    await expect.poll(() => build.state.kind).toBe('unavailable');
+    // A node process starting: seconds on a loaded machine.
+    await expect.poll(() => build.state.kind, { timeout: 20_000 }).toBe('unavailable');
     expect(build.state).toMatchObject({ message: expect.stringContaining('vite is not installed') });
     const s = await serve(paths, true);
     try {
       // A new router starts its own (stand-in) build: "being built" at first, then why it is not.
-      await expect.poll(async () => (await (await fetch(`${s.url}/`)).text()).includes('vite is not installed'), { timeout: 10_000 }).toBe(true);
+      await expect.poll(async () => (await (await fetch(`${s.url}/`)).text()).includes('vite is not installed'), { timeout: 20_000 }).toBe(true);
       expect((await fetch(`${s.url}/`)).status).toBe(503);
     } finally {
       await s.close();

@@ -10,7 +10,7 @@ import type { BatchListQuery, StartBatchRequest } from './evaluation-schema.js';
 import { toScoreRecords, type Scorer } from './evaluation.js';
 import { newId } from './ids.js';
 import type { ModelHost } from './model-host.js';
-import { ProgressEvents } from './progress-events.js';
+import { ProgressEvents, watchChanges } from './progress-events.js';
 import { StoragePause } from './storage-pause.js';
 import type { Page, PageQuery } from './paging.js';
 import { samplingParams, type SamplingFields } from './sampling.js';
@@ -109,30 +109,17 @@ export class BatchEvalService {
    * process changed it, or at the latest every `recheckMs`), until it ends
    * or `signal` aborts. Each value is read from storage.
    */
-  async *watch(id: string, signal: AbortSignal, recheckMs = 2000): AsyncGenerator<BatchRun> {
-    const events = this.events.watchBatch(id);
-    // Listening starts with the first next(), before the first read: no change falls between.
-    let next = events.next();
-    const stop = new Promise<'stop'>((r) => signal.addEventListener('abort', () => r('stop'), { once: true }));
-    try {
-      let last = '';
-      for (;;) {
-        const run = await this.get(id);
-        const key = `${run.status}:${run.completed}:${run.failed}`;
-        if (key !== last) {
-          last = key;
-          yield run;
-        }
-        if (run.status !== 'queued' && run.status !== 'running') return;
-        let timer: NodeJS.Timeout | undefined;
-        const woke = await Promise.race([next.then(() => 'event' as const), stop, new Promise<'recheck'>((r) => (timer = setTimeout(() => r('recheck'), recheckMs)))]);
-        clearTimeout(timer);
-        if (woke === 'stop' || signal.aborted) return;
-        if (woke === 'event') next = events.next();
-      }
-    } finally {
-      void events.return?.();
-    }
+  watch(id: string, signal: AbortSignal, recheckMs = 2000): AsyncGenerator<BatchRun> {
+    return watchChanges(
+      {
+        events: this.events.watchBatch(id),
+        read: () => this.get(id),
+        key: (run) => `${run.status}:${run.completed}:${run.failed}`,
+        ended: (run) => run.status !== 'queued' && run.status !== 'running',
+      },
+      signal,
+      recheckMs,
+    );
   }
 
   async start(req: StartBatchRequest, ctx: RequestContext): Promise<BatchRun> {

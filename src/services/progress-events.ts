@@ -62,3 +62,46 @@ export class ProgressEvents {
     await Promise.allSettled(this.clients.map((c) => c.quit()));
   }
 }
+
+/** How to follow one thing (a batch run, an index) until it ends. */
+export interface Watched<T> {
+  /** "It changed" events for it (ProgressEvents.watchBatch / watchRag). */
+  events: AsyncIterableIterator<ProgressPing>;
+  /** Reads it from storage (throws if it is gone). */
+  read(): Promise<T>;
+  /** What a subscriber sees change: equal keys are not sent twice. */
+  key(value: T): string;
+  /** True once it has ended: the last value is sent, then the stream ends. */
+  ended(value: T): boolean;
+}
+
+/**
+ * The thing now, then again each time it changes (an event from whichever
+ * process changed it, or at the latest every `recheckMs`, should an event be
+ * lost), until it ends or `signal` aborts. Each value is read from storage,
+ * so every replica tells the same story.
+ */
+export async function* watchChanges<T>(w: Watched<T>, signal: AbortSignal, recheckMs: number): AsyncGenerator<T> {
+  // Listening starts with the first next(), before the first read: no change falls between.
+  let next = w.events.next();
+  const stop = new Promise<'stop'>((r) => signal.addEventListener('abort', () => r('stop'), { once: true }));
+  try {
+    let last = '';
+    for (;;) {
+      const value = await w.read();
+      const key = w.key(value);
+      if (key !== last) {
+        last = key;
+        yield value;
+      }
+      if (w.ended(value)) return;
+      let timer: NodeJS.Timeout | undefined;
+      const woke = await Promise.race([next.then(() => 'event' as const), stop, new Promise<'recheck'>((r) => (timer = setTimeout(() => r('recheck'), recheckMs)))]);
+      clearTimeout(timer);
+      if (woke === 'stop' || signal.aborted) return;
+      if (woke === 'event') next = w.events.next();
+    }
+  } finally {
+    void w.events.return?.();
+  }
+}

@@ -17,7 +17,7 @@ import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS } from './chunker.js';
 import { DenseIndexes } from './dense-indexes.js';
 import { NotACorpusError, RagDatasetNotFoundError, RagIndexNotFoundError, RagIndexNotReadyError } from './errors.js';
 import { IndexBuilder, type BuildDispatch, type BuildJob, type BuildLimits, type EmbedderSource } from './index-builder.js';
-import { ProgressEvents } from '../progress-events.js';
+import { ProgressEvents, watchChanges } from '../progress-events.js';
 import { lexicalOptions } from './lexical.js';
 import { Retriever, type Retrieval } from './retrieval.js';
 
@@ -142,30 +142,17 @@ export class RagService implements CorpusIndexer {
    * it (events through Redis in split roles). Also re-read every `recheckMs`,
    * so a lost event only delays an update.
    */
-  async *watch(id: string, signal: AbortSignal, recheckMs = 2000): AsyncGenerator<RagIndex> {
-    const events = this.events.watchRag(id);
-    // Listening starts with the first next(), before the first read: no change falls between.
-    let next = events.next();
-    const stop = new Promise<'stop'>((r) => signal.addEventListener('abort', () => r('stop'), { once: true }));
-    try {
-      let last = '';
-      for (;;) {
-        const index = await this.get(id);
-        const key = `${index.status}:${index.documentsIndexed}:${index.documentsFailed}:${index.chunkCount}:${index.startedAt}`;
-        if (key !== last) {
-          last = key;
-          yield index;
-        }
-        if (index.status !== 'processing') return;
-        let timer: NodeJS.Timeout | undefined;
-        const woke = await Promise.race([next.then(() => 'event' as const), stop, new Promise<'recheck'>((r) => (timer = setTimeout(() => r('recheck'), recheckMs)))]);
-        clearTimeout(timer);
-        if (woke === 'stop' || signal.aborted) return;
-        if (woke === 'event') next = events.next();
-      }
-    } finally {
-      void events.return?.();
-    }
+  watch(id: string, signal: AbortSignal, recheckMs = 2000): AsyncGenerator<RagIndex> {
+    return watchChanges(
+      {
+        events: this.events.watchRag(id),
+        read: () => this.get(id),
+        key: (i) => `${i.status}:${i.documentsIndexed}:${i.documentsFailed}:${i.chunkCount}:${i.startedAt}`,
+        ended: (i) => i.status !== 'processing',
+      },
+      signal,
+      recheckMs,
+    );
   }
 
   /**

@@ -1,5 +1,5 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { parse as parseCsv } from 'csv-parse/sync';
+import { parse as parseCsvStream } from 'csv-parse';
 import { invalidRequest } from '../../errors.js';
 import type { DatasetType } from '../../storage/types.js';
 import type { RecordError } from './validate.js';
@@ -136,7 +136,40 @@ const CORPUS_COLUMNS = ['doc_id', 'text', 'metadata'];
  * `|`), `max_latency_ms`, `metadata` (a JSON object). Corpora: `doc_id`,
  * `text`, `metadata`. Other columns are unsupported fields of each record.
  */
-function parseCsvFile(bytes: Buffer, type: DatasetType): ParsedFile {
+/** Characters of CSV text fed to the parser between turns of the event loop (a 50,000-row file is many of these). */
+const CSV_SLICE = 64 * 1024;
+
+/** The rows of a CSV text with a header row, parsed a slice at a time (csv-parse's streaming parser). */
+function csvRows(text: string): Promise<Array<Record<string, string>>> {
+  return new Promise((resolve, reject) => {
+    const rows: Array<Record<string, string>> = [];
+    const parser = parseCsvStream({ columns: true, skip_empty_lines: true, relax_column_count: true, trim: false });
+    let failed = false;
+    parser.on('readable', () => {
+      let row: Record<string, string> | null;
+      while ((row = parser.read() as Record<string, string> | null) !== null) rows.push(row);
+    });
+    parser.on('error', (err) => {
+      failed = true;
+      reject(err);
+    });
+    parser.on('end', () => resolve(rows));
+    void (async () => {
+      for (let i = 0; i < text.length && !failed; ) {
+        if (i > 0) await yieldToLoop();
+        let end = Math.min(text.length, i + CSV_SLICE);
+        // Never between the two halves of a surrogate pair: each slice is encoded to UTF-8 on its own.
+        const last = text.charCodeAt(end - 1);
+        if (end < text.length && last >= 0xd800 && last <= 0xdbff) end++;
+        parser.write(text.slice(i, end));
+        i = end;
+      }
+      if (!failed) parser.end();
+    })();
+  });
+}
+
+async function parseCsvFile(bytes: Buffer, type: DatasetType): Promise<ParsedFile> {
   let text: string;
   try {
     text = utf8.decode(stripBom(bytes));
@@ -145,7 +178,7 @@ function parseCsvFile(bytes: Buffer, type: DatasetType): ParsedFile {
   }
   let rows: Array<Record<string, string>>;
   try {
-    rows = parseCsv(text, { columns: true, skip_empty_lines: true, relax_column_count: true, trim: false }) as Array<Record<string, string>>;
+    rows = await csvRows(text);
   } catch (err) {
     // A file that is not CSV at all (an unclosed quote, say) cannot be split into records.
     throw invalidRequest(`file is not valid CSV: ${err instanceof Error ? err.message : 'parse error'}`, { field: 'file' });

@@ -1,7 +1,7 @@
 /**
  * The corpus of known-nasty inputs (test/fuzz/corpus/, kept in the
- * repository; the 100 MB and 10,000-item cases are generated here): every
- * one sent where it can hurt. Every answer is 2xx or 4xx in the contract's
+ * repository; the 100 MB and 10,000-item cases and the bytes that are not
+ * UTF-8 are generated here): every one sent where it can hurt. Every answer is 2xx or 4xx in the contract's
  * envelope, stored data stays as sent, and the process stays up.
  */
 import fs from 'node:fs';
@@ -13,6 +13,17 @@ import { checkGraphql, checkRest, pct, send } from './lib.js';
 
 const CORPUS = path.join(import.meta.dirname, 'corpus');
 const read = (name: string) => fs.readFileSync(path.join(CORPUS, name));
+/**
+ * Bytes that are not UTF-8, built here (a binary file has no place in the
+ * repository): a JSON body whose prompt holds an invalid pair, lone
+ * continuation bytes, a truncated 3-byte sequence, an encoded surrogate
+ * half, a truncated 4-byte sequence, 0xFF 0xFE and an overlong slash.
+ */
+const INVALID_UTF8 = Buffer.concat([
+  Buffer.from('{"prompt": "'),
+  Buffer.from([0xc3, 0x28, 0x20, 0xa0, 0xa1, 0x20, 0xe2, 0x28, 0xa1, 0x20, 0xed, 0xa0, 0x80, 0x20, 0xf0, 0x28, 0x8c, 0xbc, 0x20, 0xff, 0xfe, 0x20, 0xc0, 0xaf]),
+  Buffer.from('"}'),
+]);
 const lines = (name: string) => read(name).toString('utf8').split('\n').filter((l, i, all) => l !== '' || i < all.length - 1);
 
 const JSON_ROUTES = ['/v1/chat', '/v1/evaluate', '/v1/batch-evals', '/v1/datasets', '/v1/embeddings', '/v1/rag', '/v1/rag/search', '/v1/rag/indexes', '/v1/chat/completions', '/v1/completions'];
@@ -43,14 +54,14 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('corpus of nasty input
   });
 
   it('json-bodies.txt, nesting 10,000 deep and bytes that are not UTF-8, on every JSON route and /graphql', async () => {
-    const bodies: Array<string | Buffer> = [...lines('json-bodies.txt'), read('deep-array-10000.json').toString(), read('deep-object-10000.json').toString(), read('invalid-utf8.bin')];
+    const bodies: Array<string | Buffer> = [...lines('json-bodies.txt'), read('deep-array-10000.json').toString(), read('deep-object-10000.json').toString(), INVALID_UTF8];
     for (const route of JSON_ROUTES) {
       for (const body of bodies) {
         const a = await send(`${server.url}${route}`, { method: 'POST', headers: authHeaders, body: typeof body === 'string' ? body : new Uint8Array(body) });
         checkRest(`POST ${route} ${String(body).slice(0, 80)}`, a);
       }
     }
-    for (const body of [read('deep-array-10000.json').toString(), `{"query": "{ health { status } }", "variables": ${read('deep-object-10000.json')}}`, read('invalid-utf8.bin')]) {
+    for (const body of [read('deep-array-10000.json').toString(), `{"query": "{ health { status } }", "variables": ${read('deep-object-10000.json')}}`, INVALID_UTF8]) {
       checkGraphql('deep /graphql', await send(`${server.url}/graphql`, { method: 'POST', headers: authHeaders, body }));
     }
   }, 240_000);
@@ -72,7 +83,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('corpus of nasty input
   it('uploads: the JSON bodies as JSONL, invalid UTF-8 as every format, CSV with formula prefixes and quoted newlines', async () => {
     checkRest('upload json-bodies.jsonl', await upload(server.url, 'eval_set', 'bodies.jsonl', read('json-bodies.txt')));
     for (const name of ['bad.jsonl', 'bad.csv', 'bad.txt', 'bad.json']) {
-      for (const type of ['eval_set', 'rag_corpus']) checkRest(`upload invalid utf-8 ${name} ${type}`, await upload(server.url, type, name, read('invalid-utf8.bin')));
+      for (const type of ['eval_set', 'rag_corpus']) checkRest(`upload invalid utf-8 ${name} ${type}`, await upload(server.url, type, name, INVALID_UTF8));
     }
     const csv = await upload(server.url, 'eval_set', 'formulas.csv', read('formulas-and-newlines.csv'));
     checkRest('upload formulas.csv', csv);

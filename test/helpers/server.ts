@@ -40,30 +40,7 @@ export async function startServer(env: Record<string, string> = {}, opts: { wait
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('\n')}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      buf += chunk.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        logs.push(line);
-        const m = /listening on http:\/\/[^:]+:(\d+)/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(`http://127.0.0.1:${m[1]}`);
-        }
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`));
-    });
-  });
+  const url = await listeningUrl(proc, logs);
   const server: RunningServer = {
     url,
     proc,
@@ -77,6 +54,37 @@ export async function startServer(env: Record<string, string> = {}, opts: { wait
   };
   if (opts.waitReady !== false) await waitReady(url, logs);
   return server;
+}
+
+/**
+ * Collects a starting server's output into `logs` (stdout line by line,
+ * stderr as it comes) and resolves with its URL once it logs where it
+ * listens; rejects if it exits first or says nothing within 60 s.
+ */
+export function listeningUrl(proc: ChildProcess, logs: string[], what = 'server'): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${logs.join('\n')}`)), 60_000);
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      buf += chunk.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        logs.push(line);
+        const m = /listening on http:\/\/[^:]+:(\d+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(`http://127.0.0.1:${m[1]}`);
+        }
+      }
+    });
+    proc.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}:\n${logs.join('\n')}`));
+    });
+  });
 }
 
 export async function waitReady(url: string, logs: string[] = [], timeoutMs = 120_000): Promise<void> {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storiesModel } from '../helpers/models.js';
-import { MODEL_CACHE, REPO, STORIES, waitReady } from '../helpers/server.js';
+import { listeningUrl, MODEL_CACHE, REPO, STORIES, waitReady } from '../helpers/server.js';
 
 const INSTALL_TIMEOUT_MS = 6 * 60_000;
 const execFileAsync = promisify(execFile);
@@ -76,29 +76,7 @@ describe.skipIf(!storiesModel.present)(storiesModel.title('production install: c
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    url = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new Error(`compiled server did not start:\n${logs.join('\n')}`)), 60_000);
-      proc!.stdout!.on('data', (chunk: Buffer) => {
-        buf += chunk.toString();
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          logs.push(line);
-          const m = /listening on http:\/\/[^:]+:(\d+)/.exec(line);
-          if (m) {
-            clearTimeout(timer);
-            resolve(`http://127.0.0.1:${m[1]}`);
-          }
-        }
-      });
-      proc!.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
-      proc!.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`compiled server exited with ${code}:\n${logs.join('\n')}`));
-      });
-    });
+    url = await listeningUrl(proc, logs, 'compiled server');
     await waitReady(url, logs);
   }, INSTALL_TIMEOUT_MS + 3 * 60_000);
 
